@@ -1,0 +1,468 @@
+//! The detection engine: one pure, deterministic core that `replay` and the Kafka service
+//! both drive, one instance per partition.
+//!
+//! It takes validated transactions in arrival order and (1) holds them in an event-time
+//! reorder buffer until the watermark (newest event time seen − allowed lateness) passes them,
+//! releasing each account's records in (ts, tx_id) order whatever order they arrived in;
+//! (2) appends each released record to the window store; (3) runs the rules its record could
+//! complete; (4) confirms hits by score, keeps one alert per account, rule and episode, and
+//! gives each alert a deterministic id. No I/O and no clocks except `detected_at`.
+
+mod alert;
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::sync::Arc;
+
+use compact_str::CompactString;
+use fundwatch_record::{format_rfc3339_ms, AccountType, Direction, Transaction};
+use fundwatch_rules::config::SegmentKey;
+use fundwatch_rules::large_value::{self, LargeValueState};
+use fundwatch_rules::periodic::{self, BatchTracker};
+use fundwatch_rules::{
+    rapid, scatter, structuring, AccountProfile, Config, Ctx, Hit, MemoTagger, ResolvedRules, RuleId,
+};
+use fundwatch_window::{AccountId, Flags, Interner, NewRow, WindowStore};
+use rustc_hash::FxHashMap;
+use serde_json::Value;
+
+pub use alert::Alert;
+
+/// Counters an operator or a summary reads.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EngineStats {
+    /// Valid records handed to the engine.
+    pub records: u64,
+    /// Records released to the rules (in event-time order).
+    pub released: u64,
+    /// Records that arrived later than the allowed lateness (processed on arrival).
+    pub late: u64,
+    /// Non-CNY records: counted and passed over until a rate table is configured.
+    pub non_cny: u64,
+    /// Alerts raised, by rule (indexed like [`RuleId::ALL`]).
+    pub alerts: [u64; 5],
+    /// Hits that scored below their rule's confirmation score.
+    pub below_score: [u64; 5],
+    /// Hits suppressed because the account's episode for that rule was already alerted.
+    pub suppressed: [u64; 5],
+    /// Full rule evaluations run.
+    pub evaluations: [u64; 5],
+}
+
+fn rule_index(r: RuleId) -> usize {
+    RuleId::ALL.iter().position(|x| *x == r).unwrap_or(0)
+}
+
+/// Where `detected_at` comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Clock {
+    Wall,
+    /// A fixed instant (epoch ms): for tests that compare whole alerts.
+    Fixed(i64),
+}
+
+/// A record waiting in the reorder buffer.
+struct Pending {
+    ts_ms: i64,
+    tx_id: CompactString,
+    arrival: u64,
+    account: AccountId,
+    counterparty: AccountId,
+    amount: i64,
+    flags: Flags,
+    account_type: AccountType,
+    segment: (u32, u32),
+}
+
+impl PartialEq for Pending {
+    fn eq(&self, o: &Self) -> bool {
+        self.cmp(o) == std::cmp::Ordering::Equal
+    }
+}
+impl Eq for Pending {}
+impl PartialOrd for Pending {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Pending {
+    // (ts, tx_id) is what makes release order independent of arrival order; arrival only
+    // breaks ties between records that repeat a tx_id at the same instant.
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        self.ts_ms
+            .cmp(&o.ts_ms)
+            .then_with(|| self.tx_id.cmp(&o.tx_id))
+            .then_with(|| self.arrival.cmp(&o.arrival))
+    }
+}
+
+/// Behavioural rules with a cooldown, in a fixed order.
+const BEHAVIOURAL: [RuleId; 4] = [
+    RuleId::ScatterInConcentratedOut,
+    RuleId::PeriodicBatchSmallOut,
+    RuleId::RapidPassThrough,
+    RuleId::Structuring,
+];
+
+struct AccountState {
+    segment: (u32, u32),
+    account_type: AccountType,
+    rules: u32,
+    key_sector: bool,
+    large_value: LargeValueState,
+    batches: BatchTracker,
+    /// Event time until which each behavioural rule stays quiet (its episode was alerted).
+    quiet_until: [i64; 4],
+}
+
+pub struct Engine {
+    config: Arc<Config>,
+    config_version: String,
+    tagger: MemoTagger,
+    accounts: Interner,
+    counterparties: Interner,
+    /// Industry and region strings.
+    segments: Interner,
+    states: Vec<AccountState>,
+    resolved: Vec<ResolvedRules>,
+    resolved_index: FxHashMap<(AccountType, u32, u32), u32>,
+    store: WindowStore,
+    pending: BinaryHeap<Reverse<Pending>>,
+    arrivals: u64,
+    max_ts: i64,
+    released_up_to: i64,
+    emit: bool,
+    keep_near_misses: bool,
+    near_misses: Vec<Alert>,
+    clock: Clock,
+    stats: EngineStats,
+}
+
+impl Engine {
+    pub fn new(config: Arc<Config>) -> Engine {
+        let config_version = config_version(&config);
+        let tagger = MemoTagger::new(&config.memo);
+        let mut counterparties = Interner::new();
+        counterparties.intern(""); // cash: id 0, never a real payer
+        Engine {
+            config,
+            config_version,
+            tagger,
+            accounts: Interner::new(),
+            counterparties,
+            segments: Interner::new(),
+            states: Vec::new(),
+            resolved: Vec::new(),
+            resolved_index: FxHashMap::default(),
+            store: WindowStore::new(),
+            pending: BinaryHeap::new(),
+            arrivals: 0,
+            max_ts: i64::MIN,
+            released_up_to: i64::MIN,
+            emit: true,
+            keep_near_misses: false,
+            near_misses: Vec::new(),
+            clock: Clock::Wall,
+            stats: EngineStats::default(),
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// `config_version` stamped on every alert.
+    pub fn config_version(&self) -> &str {
+        &self.config_version
+    }
+
+    pub fn set_clock(&mut self, clock: Clock) {
+        self.clock = clock;
+    }
+
+    /// While false, state is built exactly as usual but no alert is emitted (rebuilding a
+    /// partition's windows from history before going live).
+    pub fn set_emit(&mut self, emit: bool) {
+        self.emit = emit;
+    }
+
+    /// Also keep hits that scored below their confirmation score (for tuning: what a lower
+    /// `confirm_score` would add). Collected with [`Engine::take_near_misses`].
+    pub fn keep_near_misses(&mut self, keep: bool) {
+        self.keep_near_misses = keep;
+    }
+
+    /// Near misses gathered since the last call.
+    pub fn take_near_misses(&mut self) -> Vec<Alert> {
+        std::mem::take(&mut self.near_misses)
+    }
+
+    pub fn stats(&self) -> &EngineStats {
+        &self.stats
+    }
+
+    /// Event-time watermark: records at or before it have been released.
+    pub fn watermark_ms(&self) -> i64 {
+        self.released_up_to
+    }
+
+    /// Records waiting for the watermark.
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Rows held in windows, and their heap bytes (columns, indexes, dictionaries).
+    pub fn state_size(&self) -> (u64, usize) {
+        let bytes = self.store.heap_bytes()
+            + self.accounts.heap_bytes()
+            + self.counterparties.heap_bytes()
+            + self.states.capacity() * std::mem::size_of::<AccountState>();
+        (self.store.held_rows(), bytes)
+    }
+
+    /// Take one valid record (in arrival order). Alerts it lets through go to `out`.
+    pub fn process(&mut self, tx: &Transaction<'_>, out: &mut Vec<Alert>) {
+        self.stats.records += 1;
+        if !tx.is_cny {
+            self.stats.non_cny += 1;
+            return;
+        }
+        let p = self.admit(tx);
+        let lateness = self.config.engine.allowed_lateness.ms();
+        if p.ts_ms < self.max_ts.saturating_sub(lateness) {
+            // Later than the allowed lateness: everything before the watermark has been
+            // released, so its place in event time is gone; process it now, counted.
+            self.stats.late += 1;
+            self.release(p, out);
+            return;
+        }
+        self.max_ts = self.max_ts.max(p.ts_ms);
+        self.pending.push(Reverse(p));
+        let watermark = self.max_ts.saturating_sub(lateness);
+        self.release_until(watermark, out);
+    }
+
+    /// End of input: release everything still waiting.
+    pub fn flush(&mut self, out: &mut Vec<Alert>) {
+        self.release_until(i64::MAX, out);
+    }
+
+    fn admit(&mut self, tx: &Transaction<'_>) -> Pending {
+        let account = self.accounts.intern(&tx.account);
+        let counterparty = self.counterparties.intern(&tx.counterparty);
+        let segment = (self.segments.intern(&tx.industry), self.segments.intern(&tx.region));
+        let tags = self.tagger.tag(&tx.memo);
+        self.arrivals += 1;
+        Pending {
+            ts_ms: tx.ts_ms,
+            tx_id: CompactString::from(tx.tx_id.as_ref()),
+            arrival: self.arrivals,
+            account,
+            counterparty,
+            amount: tx.amount,
+            flags: Flags::new(tx.channel, tx.direction, tx.cross_border, tags.0),
+            account_type: tx.account_type,
+            segment,
+        }
+    }
+
+    fn release_until(&mut self, watermark: i64, out: &mut Vec<Alert>) {
+        while self.pending.peek().is_some_and(|Reverse(p)| p.ts_ms <= watermark) {
+            if let Some(Reverse(p)) = self.pending.pop() {
+                self.released_up_to = self.released_up_to.max(p.ts_ms);
+                self.release(p, out);
+            }
+        }
+        if watermark != i64::MAX && self.released_up_to > i64::MIN {
+            // Whole segments past the longest horizon go; cheap when there are none.
+            let keep = self.config.engine.max_history.ms();
+            self.store.evict_before(self.released_up_to.saturating_sub(keep));
+        }
+    }
+
+    fn state_for(&mut self, p: &Pending) -> usize {
+        let idx = p.account as usize;
+        if idx >= self.states.len() {
+            self.states.resize_with(idx + 1, || AccountState {
+                segment: (u32::MAX, u32::MAX),
+                account_type: AccountType::Personal,
+                rules: 0,
+                key_sector: false,
+                large_value: LargeValueState::default(),
+                batches: BatchTracker::default(),
+                quiet_until: [i64::MIN; 4],
+            });
+        }
+        let st = &self.states[idx];
+        if st.segment != p.segment || st.account_type != p.account_type {
+            let key = (p.account_type, p.segment.0, p.segment.1);
+            let rules = match self.resolved_index.get(&key) {
+                Some(&i) => i,
+                None => {
+                    let seg = SegmentKey {
+                        account_type: p.account_type,
+                        industry: self.segments.resolve(p.segment.0),
+                        region: self.segments.resolve(p.segment.1),
+                    };
+                    self.resolved.push(self.config.rules.resolve(&seg));
+                    let i = (self.resolved.len() - 1) as u32;
+                    self.resolved_index.insert(key, i);
+                    i
+                }
+            };
+            let industry = self.segments.resolve(p.segment.0);
+            let key_sector = !industry.is_empty() && self.config.segments.key_sectors.iter().any(|k| k == industry);
+            let st = &mut self.states[idx];
+            st.segment = p.segment;
+            st.account_type = p.account_type;
+            st.rules = rules;
+            st.key_sector = key_sector;
+        }
+        idx
+    }
+
+    fn release(&mut self, p: Pending, out: &mut Vec<Alert>) {
+        self.stats.released += 1;
+        let idx = self.state_for(&p);
+        let seq = self.store.push(
+            p.account,
+            NewRow {
+                ts_ms: p.ts_ms,
+                amount: p.amount,
+                counterparty: p.counterparty,
+                flags: p.flags,
+                tx_id: &p.tx_id,
+            },
+        );
+        let trigger = self.store.row(seq);
+        let st = &mut self.states[idx];
+        let params = &self.resolved[st.rules as usize];
+        let ctx = Ctx {
+            store: &self.store,
+            names: &self.counterparties,
+            account: p.account,
+            account_name: self.accounts.resolve(p.account),
+            profile: AccountProfile {
+                account_type: p.account_type,
+                key_sector: st.key_sector,
+            },
+            trigger,
+        };
+        let mut hits: Vec<Hit> = Vec::new();
+        let lv = &self.config.rules.large_value;
+        if let Some(h) = large_value::observe(&mut st.large_value, &ctx, p.account_type, lv) {
+            hits.push(h);
+        }
+        // Rules in an alerted episode still evaluate, so a continuing pattern is counted
+        // (as suppressed) rather than invisible.
+        let mut evals = [0u64; 5];
+        evals[rule_index(RuleId::Structuring)] += 1;
+        hits.extend(structuring::evaluate(&ctx, p.account_type, &params.structuring, lv));
+        if p.flags.direction() == Direction::Out {
+            if p.amount >= params.scatter.min_out_amount.fen() {
+                evals[rule_index(RuleId::ScatterInConcentratedOut)] += 1;
+                hits.extend(scatter::evaluate(&ctx, &params.scatter));
+            }
+            evals[rule_index(RuleId::RapidPassThrough)] += 1;
+            hits.extend(rapid::evaluate(&ctx, &params.rapid));
+            if st.batches.observe(&trigger, &params.periodic) {
+                evals[rule_index(RuleId::PeriodicBatchSmallOut)] += 1;
+                hits.extend(periodic::evaluate(&ctx, &params.periodic));
+            }
+        }
+        for (total, n) in self.stats.evaluations.iter_mut().zip(evals) {
+            *total += n;
+        }
+        if hits.is_empty() {
+            return;
+        }
+        let tx_id = p.tx_id.to_string();
+        for hit in hits {
+            self.confirm(hit, idx, &p, &tx_id, out);
+        }
+    }
+
+    fn confirm(&mut self, hit: Hit, idx: usize, p: &Pending, tx_id: &str, out: &mut Vec<Alert>) {
+        let ri = rule_index(hit.rule);
+        let st = &mut self.states[idx];
+        let params = &self.resolved[st.rules as usize];
+        let (confirm_score, cooldown) = match hit.rule {
+            RuleId::ScatterInConcentratedOut => (params.scatter.confirm_score, params.scatter.cooldown),
+            RuleId::PeriodicBatchSmallOut => (params.periodic.confirm_score, params.periodic.cooldown),
+            RuleId::RapidPassThrough => (params.rapid.confirm_score, params.rapid.cooldown),
+            RuleId::Structuring => (params.structuring.confirm_score, params.structuring.cooldown),
+            RuleId::LargeValue => (0.0, fundwatch_rules::Span(0)),
+        };
+        if hit.score < confirm_score {
+            self.stats.below_score[ri] += 1;
+            if self.keep_near_misses && self.emit {
+                let alert = self.make_alert(hit, p, tx_id);
+                self.near_misses.push(alert);
+            }
+            return;
+        }
+        if let Some(b) = BEHAVIOURAL.iter().position(|r| *r == hit.rule) {
+            // One alert per episode: the pattern continuing within the cooldown is the same case.
+            if p.ts_ms < st.quiet_until[b] {
+                self.stats.suppressed[ri] += 1;
+                return;
+            }
+            st.quiet_until[b] = p.ts_ms.saturating_add(cooldown.ms().max(1));
+        }
+        self.stats.alerts[ri] += 1;
+        if !self.emit {
+            return;
+        }
+        let alert = self.make_alert(hit, p, tx_id);
+        out.push(alert);
+    }
+
+    fn make_alert(&self, hit: Hit, p: &Pending, tx_id: &str) -> Alert {
+        let account = self.accounts.resolve(p.account).to_owned();
+        let region = self.segments.resolve(p.segment.1);
+        let alert_id = alert_id(&self.config_version, hit.rule, &account, tx_id, hit.episode.as_deref());
+        let detected_at = match self.clock {
+            Clock::Wall => chrono::Utc::now().timestamp_millis(),
+            Clock::Fixed(ms) => ms,
+        };
+        let mut evidence = hit.evidence;
+        evidence.insert("account_type".into(), Value::String(p.account_type.as_str().into()));
+        let industry = self.segments.resolve(p.segment.0);
+        if !industry.is_empty() {
+            evidence.insert("industry".into(), Value::String(industry.into()));
+        }
+        Alert {
+            alert_id,
+            rule: hit.rule.as_str().to_owned(),
+            account,
+            score: hit.score,
+            window_start: format_rfc3339_ms(hit.window_start_ms),
+            window_end: format_rfc3339_ms(hit.window_end_ms),
+            triggered_by: tx_id.to_owned(),
+            detected_at: format_rfc3339_ms(detected_at),
+            region: (!region.is_empty()).then(|| region.to_owned()),
+            summary: hit.summary,
+            evidence,
+            config_version: self.config_version.clone(),
+        }
+    }
+}
+
+/// Stable 128-bit hash of what identifies an alert, as 32 hex digits.
+fn alert_id(version: &str, rule: RuleId, account: &str, tx_id: &str, episode: Option<&str>) -> String {
+    let key = format!(
+        "{version}\u{1f}{}\u{1f}{account}\u{1f}{tx_id}\u{1f}{}",
+        rule.as_str(),
+        episode.unwrap_or("")
+    );
+    format!("{:032x}", xxhash_rust::xxh3::xxh3_128(key.as_bytes()))
+}
+
+/// The config's own `version`, or a hash of the effective configuration.
+pub fn config_version(cfg: &Config) -> String {
+    if !cfg.version.trim().is_empty() {
+        return cfg.version.trim().to_owned();
+    }
+    let canonical = cfg.to_toml();
+    format!("cfg-{:012x}", xxhash_rust::xxh3::xxh3_64(canonical.as_bytes()) >> 16)
+}

@@ -1,0 +1,316 @@
+//! Offline replay: the same engine as the Kafka service, over a recorded stream file.
+//!
+//! Owns file formats ([`source`]), dead-letter files, the alert file and the run summary.
+//! Deterministic: the same file and config give the same alerts (ids included) every run.
+
+pub mod source;
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufWriter, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use fundwatch_engine::{Alert, Clock, Engine, EngineStats};
+use fundwatch_rules::{Config, RuleId};
+use serde::Serialize;
+
+pub use source::{read_stream, Format, Item};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error("cannot open {0}: {1}")]
+    Open(String, std::io::Error),
+    #[error("cannot read input: {0}")]
+    Read(std::io::Error),
+    #[error("cannot write {0}: {1}")]
+    Write(String, std::io::Error),
+    #[error("unknown input format .{0} (use .jsonl, .csv or .parquet)")]
+    UnknownFormat(String),
+    #[error("cannot read CSV: {0}")]
+    Csv(String),
+    #[error("cannot read Parquet: {0}")]
+    Parquet(String),
+}
+
+pub struct ReplayOptions {
+    pub input: PathBuf,
+    pub alerts: PathBuf,
+    pub dead_letter: Option<PathBuf>,
+    /// Hits that scored below confirmation, as alert records (for tuning).
+    pub near_misses: Option<PathBuf>,
+    pub config: Arc<Config>,
+    /// Show a progress bar (only drawn when stderr is a terminal).
+    pub progress: bool,
+    pub clock: Clock,
+}
+
+/// What a replay did, for people and for scripts (`Serialize`).
+#[derive(Debug, Clone, Serialize)]
+pub struct ReplaySummary {
+    pub input: String,
+    pub records_read: u64,
+    pub accepted: u64,
+    pub rejected: u64,
+    pub rejected_by_reason: BTreeMap<String, u64>,
+    pub late: u64,
+    pub non_cny_passed_over: u64,
+    pub alerts: u64,
+    pub alerts_by_rule: BTreeMap<String, u64>,
+    pub hits_below_score_by_rule: BTreeMap<String, u64>,
+    pub suppressed_in_episode_by_rule: BTreeMap<String, u64>,
+    pub seconds: f64,
+    pub records_per_second: f64,
+    pub held_rows_at_end: u64,
+    pub window_state_bytes_at_end: usize,
+    pub config_version: String,
+}
+
+impl std::fmt::Display for ReplaySummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "replay of {}", self.input)?;
+        writeln!(
+            f,
+            "  records read   {:>12}   accepted {}   rejected {}   late {}   non-CNY passed over {}",
+            self.records_read, self.accepted, self.rejected, self.late, self.non_cny_passed_over
+        )?;
+        for (reason, n) in &self.rejected_by_reason {
+            writeln!(f, "    rejected: {reason:<22} {n:>10}")?;
+        }
+        writeln!(
+            f,
+            "  alerts         {:>12}   (config {})",
+            self.alerts, self.config_version
+        )?;
+        for (rule, n) in &self.alerts_by_rule {
+            writeln!(f, "    {rule:<30} {n:>8}")?;
+        }
+        writeln!(
+            f,
+            "  time           {:>11.2}s   {:.0} records/s",
+            self.seconds, self.records_per_second
+        )?;
+        let per = if self.held_rows_at_end > 0 {
+            self.window_state_bytes_at_end as f64 / self.held_rows_at_end as f64
+        } else {
+            0.0
+        };
+        write!(
+            f,
+            "  window state   {:>12} rows held, {:.1} MiB ({per:.1} bytes/row)",
+            self.held_rows_at_end,
+            self.window_state_bytes_at_end as f64 / (1024.0 * 1024.0)
+        )
+    }
+}
+
+#[derive(Serialize)]
+struct DeadLetter<'a> {
+    position: u64,
+    code: &'static str,
+    reason: String,
+    raw: Cow<'a, str>,
+}
+
+use std::borrow::Cow;
+
+fn create(path: &Path) -> Result<BufWriter<File>, ReplayError> {
+    File::create(path)
+        .map(|f| BufWriter::with_capacity(1 << 20, f))
+        .map_err(|e| ReplayError::Write(path.display().to_string(), e))
+}
+
+fn write_line(out: &mut impl Write, v: &impl Serialize) -> std::io::Result<()> {
+    serde_json::to_writer(&mut *out, v).map_err(std::io::Error::other)?;
+    out.write_all(b"\n")
+}
+
+fn by_rule(counts: &[u64; 5]) -> BTreeMap<String, u64> {
+    RuleId::ALL
+        .iter()
+        .zip(counts)
+        .map(|(r, n)| (r.as_str().to_owned(), *n))
+        .collect()
+}
+
+/// Run the engine over a file; alerts and dead letters are written as they happen.
+pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
+    let mut engine = Engine::new(opts.config.clone());
+    engine.set_clock(opts.clock);
+    engine.keep_near_misses(opts.near_misses.is_some());
+    let mut near_out = opts.near_misses.as_deref().map(create).transpose()?;
+    let mut alerts_out = create(&opts.alerts)?;
+    let mut dead_out = opts.dead_letter.as_deref().map(create).transpose()?;
+    let alerts_path = opts.alerts.display().to_string();
+    let mut rejected_by_reason: BTreeMap<String, u64> = BTreeMap::new();
+    let (mut read, mut rejected) = (0u64, 0u64);
+    let mut alerts: Vec<Alert> = Vec::new();
+    let mut write_err: Option<ReplayError> = None;
+    let bar = progress_bar(opts.progress, &opts.input);
+    let start = Instant::now();
+
+    let mut emit = |alerts: &mut Vec<Alert>, write_err: &mut Option<ReplayError>| {
+        for a in alerts.drain(..) {
+            let res = serde_json::to_writer(&mut alerts_out, &a)
+                .map_err(std::io::Error::other)
+                .and_then(|_| alerts_out.write_all(b"\n"));
+            if let Err(e) = res {
+                write_err.get_or_insert(ReplayError::Write(alerts_path.clone(), e));
+            }
+        }
+    };
+
+    read_stream(
+        &opts.input,
+        |item| {
+            read += 1;
+            match item {
+                Item::Record(tx) => {
+                    engine.process(&tx, &mut alerts);
+                    if !alerts.is_empty() {
+                        emit(&mut alerts, &mut write_err);
+                    }
+                    if let Some(out) = near_out.as_mut() {
+                        for a in engine.take_near_misses() {
+                            if let Err(e) = write_line(out, &a) {
+                                write_err.get_or_insert(ReplayError::Write("near-miss file".into(), e));
+                            }
+                        }
+                    }
+                }
+                Item::Rejected { position, reason, raw } => {
+                    rejected += 1;
+                    *rejected_by_reason.entry(reason.code().to_owned()).or_default() += 1;
+                    if let Some(out) = dead_out.as_mut() {
+                        let dl = DeadLetter {
+                            position,
+                            code: reason.code(),
+                            reason: reason.to_string(),
+                            raw: String::from_utf8_lossy(&raw),
+                        };
+                        let res = serde_json::to_writer(&mut *out, &dl)
+                            .map_err(std::io::Error::other)
+                            .and_then(|_| out.write_all(b"\n"));
+                        if let Err(e) = res {
+                            write_err.get_or_insert(ReplayError::Write("dead-letter file".into(), e));
+                        }
+                    }
+                }
+            }
+        },
+        |done| {
+            if let Some(b) = &bar {
+                b.set_position(done);
+            }
+        },
+    )?;
+    engine.flush(&mut alerts);
+    emit(&mut alerts, &mut write_err);
+    if let Some(mut out) = near_out {
+        for a in engine.take_near_misses() {
+            write_line(&mut out, &a).map_err(|e| ReplayError::Write("near-miss file".into(), e))?;
+        }
+        out.flush()
+            .map_err(|e| ReplayError::Write("near-miss file".into(), e))?;
+    }
+    if let Some(e) = write_err {
+        return Err(e);
+    }
+    alerts_out
+        .flush()
+        .map_err(|e| ReplayError::Write(opts.alerts.display().to_string(), e))?;
+    if let Some(mut d) = dead_out {
+        d.flush()
+            .map_err(|e| ReplayError::Write("dead-letter file".into(), e))?;
+    }
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    let elapsed = start.elapsed();
+    Ok(summarise(
+        opts,
+        engine.stats(),
+        &engine,
+        read,
+        rejected,
+        rejected_by_reason,
+        elapsed,
+    ))
+}
+
+fn summarise(
+    opts: &ReplayOptions,
+    s: &EngineStats,
+    engine: &Engine,
+    read: u64,
+    rejected: u64,
+    rejected_by_reason: BTreeMap<String, u64>,
+    elapsed: Duration,
+) -> ReplaySummary {
+    let (held, bytes) = engine.state_size();
+    let secs = elapsed.as_secs_f64();
+    ReplaySummary {
+        input: opts.input.display().to_string(),
+        records_read: read,
+        accepted: s.records,
+        rejected,
+        rejected_by_reason,
+        late: s.late,
+        non_cny_passed_over: s.non_cny,
+        alerts: s.alerts.iter().sum(),
+        alerts_by_rule: by_rule(&s.alerts),
+        hits_below_score_by_rule: by_rule(&s.below_score),
+        suppressed_in_episode_by_rule: by_rule(&s.suppressed),
+        seconds: secs,
+        records_per_second: if secs > 0.0 { read as f64 / secs } else { 0.0 },
+        held_rows_at_end: held,
+        window_state_bytes_at_end: bytes,
+        config_version: engine.config_version().to_owned(),
+    }
+}
+
+/// Decode-only pass over the same file (no engine): the baseline replay's rate is compared
+/// against. Returns (records, seconds).
+pub fn decode_only(input: &Path) -> Result<(u64, f64), ReplayError> {
+    let start = Instant::now();
+    let mut n = 0u64;
+    let mut sink = 0i64;
+    read_stream(
+        input,
+        |item| {
+            n += 1;
+            if let Item::Record(t) = item {
+                sink = sink.wrapping_add(t.amount ^ t.ts_ms);
+            }
+        },
+        |_| {},
+    )?;
+    std::hint::black_box(sink);
+    Ok((n, start.elapsed().as_secs_f64()))
+}
+
+fn progress_bar(wanted: bool, input: &Path) -> Option<indicatif::ProgressBar> {
+    if !wanted || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let len = match Format::from_path(input) {
+        Ok(Format::Parquet) => parquet_rows(input).unwrap_or(0),
+        _ => std::fs::metadata(input).map(|m| m.len()).unwrap_or(0),
+    };
+    let bar = indicatif::ProgressBar::new(len);
+    let template = match Format::from_path(input) {
+        Ok(Format::Parquet) => "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} rows ({per_sec}, eta {eta})",
+        _ => "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta})",
+    };
+    if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
+        bar.set_style(style);
+    }
+    Some(bar)
+}
+
+fn parquet_rows(input: &Path) -> Option<u64> {
+    let f = File::open(input).ok()?;
+    let b = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f).ok()?;
+    u64::try_from(b.metadata().file_metadata().num_rows()).ok()
+}

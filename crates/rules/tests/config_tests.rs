@@ -1,0 +1,118 @@
+//! The config file: documented defaults equal the built-in ones, and every mistake is named
+//! by field with its allowed range.
+
+use fundwatch_record::AccountType;
+use fundwatch_rules::config::SegmentKey;
+use fundwatch_rules::{Config, ConfigError};
+
+fn shipped() -> String {
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/fundwatch.toml"))
+        .expect("config/fundwatch.toml")
+}
+
+fn problems(text: &str) -> String {
+    match Config::from_toml(text) {
+        Ok(_) => panic!("expected an error for:\n{text}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn shipped_file_is_the_default() {
+    assert_eq!(Config::from_toml(&shipped()).unwrap(), Config::default());
+    assert_eq!(Config::from_toml("").unwrap(), Config::default());
+    // The effective config round-trips through its own TOML.
+    let d = Config::default();
+    assert_eq!(Config::from_toml(&d.to_toml()).unwrap(), d);
+}
+
+#[test]
+fn unknown_fields_are_refused_by_name() {
+    let e = problems("[rules.structuring]\nmin_event = 3\n");
+    assert!(e.contains("min_event"), "{e}");
+    let e = problems("[engine]\nlateness = \"5m\"\n");
+    assert!(e.contains("lateness"), "{e}");
+}
+
+#[test]
+fn ranges_name_the_field_and_the_allowed_range() {
+    let e = problems("[rules.scatter_in_concentrated_out]\nmin_distinct_payers = 1\nmin_out_share = 1.5\n[engine]\nallowed_lateness = \"2d\"\n");
+    assert!(e.contains("3 problem(s)"), "{e}");
+    assert!(
+        e.contains("rules.scatter_in_concentrated_out.min_distinct_payers: 1 is out of range (allowed 2 to 100000)"),
+        "{e}"
+    );
+    assert!(
+        e.contains("rules.scatter_in_concentrated_out.min_out_share: 1.5 is out of range (allowed 0.05 to 1)"),
+        "{e}"
+    );
+    assert!(
+        e.contains("engine.allowed_lateness: 2d is out of range (allowed 0ms to 1d)"),
+        "{e}"
+    );
+    let e = problems("[rules.periodic_batch_small_out]\nmin_period = \"30d\"\nmax_period = \"10d\"\n");
+    assert!(
+        e.contains("rules.periodic_batch_small_out.min_period: must not exceed max_period"),
+        "{e}"
+    );
+    let e = problems("[rules.large_value]\ncash_line = \"50000.001\"\n");
+    assert!(e.contains("3 decimals"), "{e}");
+    let e = problems("[rules.rapid_pass_through]\nmax_hold = \"12 parsecs\"\n");
+    assert!(e.contains("duration"), "{e}");
+    let e = problems("[rules.periodic_batch_small_out]\nhorizon = \"200d\"\n");
+    assert!(e.contains("engine.max_history"), "{e}");
+}
+
+#[test]
+fn overrides_resolve_by_segment() {
+    let cfg = Config::from_toml(
+        r#"
+[[rules.scatter_in_concentrated_out.overrides]]
+match = { industry = ["investment", "elderly_care"] }
+min_distinct_payers = 5
+
+[[rules.scatter_in_concentrated_out.overrides]]
+match = { account_type = "corporate", region = ["3301*"] }
+confirm_score = 50.0
+"#,
+    )
+    .unwrap();
+    let key = |t, i, r| SegmentKey {
+        account_type: t,
+        industry: i,
+        region: r,
+    };
+    let base = cfg.rules.resolve(&key(AccountType::Personal, "", "110101"));
+    assert_eq!(base.scatter.min_distinct_payers, 8);
+    let inv = cfg.rules.resolve(&key(AccountType::Personal, "investment", "110101"));
+    assert_eq!(inv.scatter.min_distinct_payers, 5);
+    assert_eq!(inv.scatter.confirm_score, 60.0);
+    let both = cfg
+        .rules
+        .resolve(&key(AccountType::Corporate, "elderly_care", "330106"));
+    assert_eq!(
+        (both.scatter.min_distinct_payers, both.scatter.confirm_score),
+        (5, 50.0)
+    );
+    let hz_personal = cfg.rules.resolve(&key(AccountType::Personal, "", "330106"));
+    assert_eq!(hz_personal.scatter.confirm_score, 60.0);
+}
+
+#[test]
+fn bad_overrides_are_named_with_their_index() {
+    let e = problems("[[rules.structuring.overrides]]\nmatch = { industry = [\"investment\"] }\nmin_events = 1\n");
+    assert!(
+        e.contains("rules.structuring.overrides[0].min_events: 1 is out of range"),
+        "{e}"
+    );
+    let e = problems("[[rules.structuring.overrides]]\nmin_events = 4\n");
+    assert!(e.contains("match"), "{e}");
+    let e = problems("[[rules.structuring.overrides]]\nmatch = { industri = [\"x\"] }\nmin_events = 4\n");
+    assert!(e.contains("industri"), "{e}");
+    let e = problems("[[rules.structuring.overrides]]\nmatch = { account_type = \"company\" }\n");
+    assert!(e.contains("overrides[0].match.account_type"), "{e}");
+    assert!(matches!(
+        Config::from_toml("[[rules.structuring.overrides]]\nmatch = {}\nmin_evnts = 4\n"),
+        Err(ConfigError::Parse(_))
+    ));
+}

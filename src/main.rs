@@ -1,0 +1,246 @@
+//! `fundwatch`: the command line. Parses arguments, sets up logging, and hands off to the
+//! crates; the only place `anyhow` is used.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use fundwatch_engine::{Alert, Clock};
+use fundwatch_rules::Config;
+
+#[derive(Parser)]
+#[command(
+    name = "fundwatch",
+    version,
+    about = "Streaming detector of illegal fund-raising patterns in bank transactions"
+)]
+struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the engine over a recorded stream (JSON Lines, CSV or Parquet, by extension).
+    Replay {
+        /// Recorded stream: .jsonl / .ndjson, .csv or .parquet.
+        #[arg(long)]
+        input: PathBuf,
+        /// Thresholds (TOML); built-in defaults when omitted (same as config/fundwatch.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Where alerts go, as JSON Lines.
+        #[arg(long)]
+        alerts: PathBuf,
+        /// Where rejected records go, as JSON Lines with the reason.
+        #[arg(long)]
+        dead_letter: Option<PathBuf>,
+        /// Also write hits that scored below their rule's confirm_score here (alert records):
+        /// what a lower threshold would add.
+        #[arg(long)]
+        near_misses: Option<PathBuf>,
+        /// Also write the summary as JSON here.
+        #[arg(long)]
+        summary_json: Option<PathBuf>,
+        /// First time a decode-only pass over the same file and report replay's rate
+        /// as a share of it (benchmarking).
+        #[arg(long)]
+        decode_baseline: bool,
+        /// Never draw a progress bar.
+        #[arg(long)]
+        no_progress: bool,
+        /// Stamp `detected_at` with this RFC 3339 time instead of the wall clock, so two runs
+        /// give byte-identical alert files.
+        #[arg(long)]
+        fixed_detected_at: Option<String>,
+    },
+    /// Write a seeded synthetic stream with planted typologies, look-alikes and labels.
+    Generate {
+        /// The stream, as JSON Lines.
+        #[arg(long)]
+        out: PathBuf,
+        /// Labels: which accounts each rule must flag (JSON Lines).
+        #[arg(long)]
+        labels: PathBuf,
+        #[command(flatten)]
+        options: fundwatch_generate::GenerateOptions,
+    },
+    /// Validate a config file; lists every problem by field.
+    CheckConfig {
+        file: PathBuf,
+        /// Print the effective configuration (defaults filled in) when valid.
+        #[arg(long)]
+        print: bool,
+    },
+    /// Score an alert file against a labels file: per-rule precision and recall.
+    Evaluate {
+        #[arg(long)]
+        alerts: PathBuf,
+        #[arg(long)]
+        labels: PathBuf,
+        /// Exit non-zero unless every behavioural rule reaches this precision and recall
+        /// (and large_value is exact).
+        #[arg(long)]
+        require: Option<f64>,
+    },
+}
+
+fn main() {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    if let Err(e) = run(cli.command) {
+        eprintln!("error: {e:#}");
+        std::process::exit(2);
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn load_config(path: Option<&Path>) -> Result<Arc<Config>> {
+    Ok(Arc::new(match path {
+        Some(p) => Config::load(p)?,
+        None => Config::default(),
+    }))
+}
+
+fn run(cmd: Command) -> Result<()> {
+    match cmd {
+        Command::Replay {
+            input,
+            config,
+            alerts,
+            dead_letter,
+            near_misses,
+            summary_json,
+            decode_baseline,
+            no_progress,
+            fixed_detected_at,
+        } => {
+            let config = load_config(config.as_deref())?;
+            let clock = match fixed_detected_at {
+                Some(t) => Clock::Fixed(fundwatch_record::parse_rfc3339_ms(&t).with_context(|| "--fixed-detected-at")?),
+                None => Clock::Wall,
+            };
+            let baseline = if decode_baseline {
+                Some(fundwatch_replay::decode_only(&input)?)
+            } else {
+                None
+            };
+            let opts = fundwatch_replay::ReplayOptions {
+                input,
+                alerts,
+                dead_letter,
+                near_misses,
+                config,
+                progress: !no_progress,
+                clock,
+            };
+            let summary = fundwatch_replay::replay(&opts)?;
+            println!("{summary}");
+            if let Some((n, secs)) = baseline {
+                let rate = n as f64 / secs;
+                println!(
+                    "  decode-only    {secs:>11.2}s   {rate:.0} records/s; replay runs at {:.0}% of the decode-only rate",
+                    100.0 * summary.records_per_second / rate
+                );
+            }
+            if let Some(p) = summary_json {
+                let f = File::create(&p).with_context(|| format!("cannot write {}", p.display()))?;
+                serde_json::to_writer_pretty(f, &summary)?;
+            }
+            Ok(())
+        }
+        Command::Generate { out, labels, options } => {
+            let o = BufWriter::with_capacity(
+                1 << 20,
+                File::create(&out).with_context(|| format!("cannot write {}", out.display()))?,
+            );
+            let l =
+                BufWriter::new(File::create(&labels).with_context(|| format!("cannot write {}", labels.display()))?);
+            let summary = fundwatch_generate::generate(&options, o, l)?;
+            println!("{}", serde_json::to_string_pretty(&summary)?);
+            Ok(())
+        }
+        Command::CheckConfig { file, print } => match Config::load(&file) {
+            Ok(cfg) => {
+                println!(
+                    "{}: valid (config_version {})",
+                    file.display(),
+                    fundwatch_engine::config_version(&cfg)
+                );
+                if print {
+                    println!("{}", cfg.to_toml());
+                }
+                Ok(())
+            }
+            Err(e) => bail!("{}: {e}", file.display()),
+        },
+        Command::Evaluate {
+            alerts,
+            labels,
+            require,
+        } => {
+            let labels = fundwatch_generate::labels::Labels::read(BufReader::new(
+                File::open(&labels).with_context(|| format!("cannot open {}", labels.display()))?,
+            ))?;
+            let alerts = read_alerts(&alerts)?;
+            let eval = labels.evaluate(alerts.iter().map(|a| (a.rule.as_str(), a.account.as_str())));
+            let mut stdout = std::io::stdout().lock();
+            writeln!(stdout, "{eval}")?;
+            if let Some(min) = require {
+                // Behavioural rules must reach `min`; the reporting rule must be exact.
+                let failing: Vec<String> = eval
+                    .rules
+                    .iter()
+                    .filter(|r| {
+                        let need = if r.rule == "large_value" { 1.0 } else { min };
+                        r.precision < need || r.recall < need
+                    })
+                    .map(|r| format!("{} (precision {:.3}, recall {:.3})", r.rule, r.precision, r.recall))
+                    .collect();
+                if !failing.is_empty() {
+                    bail!("below the required {min}: {}", failing.join(", "));
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+fn read_alerts(path: &Path) -> Result<Vec<Alert>> {
+    let f = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut out = Vec::new();
+    for (i, line) in BufReader::new(f).lines().enumerate() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        out.push(
+            serde_json::from_str(&line)
+                .with_context(|| format!("{}:{}: not an alert record", path.display(), i + 1))?,
+        );
+    }
+    Ok(out)
+}
