@@ -117,4 +117,11 @@ fn alert_ids_are_deterministic_and_follow_the_config() {
     assert!(c.iter().all(|x| x.config_version == "branch-330100-v2"));
     assert!(a.iter().zip(&c).all(|(x, y)| x.alert_id != y.alert_id));
     assert!(a[0].config_version.starts_with("cfg-"));
+    // Where the service connects does not change the thresholds' version; a threshold does.
+    let mut elsewhere = Config::default();
+    elsewhere.kafka.brokers = "kafka-1.bank.internal:9093".into();
+    assert_eq!(fundwatch_engine::config_version(&elsewhere), a[0].config_version);
+    let mut tighter = Config::default();
+    tighter.rules.structuring.params.min_events = 4;
+    assert_ne!(fundwatch_engine::config_version(&tighter), a[0].config_version);
 }

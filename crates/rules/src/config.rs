@@ -108,6 +108,10 @@ pub struct Config {
     pub memo: MemoKeywords,
     pub segments: SegmentParams,
     pub rules: RulesConfig,
+    /// Used by `fundwatch run` only.
+    pub kafka: KafkaParams,
+    /// Used by `fundwatch run` only.
+    pub service: ServiceParams,
 }
 
 impl Config {
@@ -132,6 +136,8 @@ impl Config {
         self.engine.validate(&mut Checker::new("engine", &mut issues));
         self.memo.validate(&mut Checker::new("memo", &mut issues));
         self.rules.validate(&mut issues);
+        self.kafka.validate(&mut Checker::new("kafka", &mut issues));
+        self.service.validate(&mut Checker::new("service", &mut issues));
         // Every rule's horizon must fit in what the engine keeps.
         let keep = self.engine.max_history;
         let mut c = Checker::new("engine", &mut issues);
@@ -153,6 +159,93 @@ impl Config {
     /// The canonical TOML of the effective configuration (defaults filled in).
     pub fn to_toml(&self) -> String {
         toml::to_string(self).unwrap_or_default()
+    }
+}
+
+/// `[kafka]`: where `fundwatch run` reads and writes. Plain data here; the Kafka crate
+/// turns it into client settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KafkaParams {
+    /// Bootstrap servers, comma-separated.
+    pub brokers: String,
+    /// Consumer group; every instance of one deployment uses the same id.
+    pub group_id: String,
+    /// Transactions topic (key = account, value = the spec's JSON record).
+    pub input_topic: String,
+    /// Confirmed alerts (key = account, value = the spec's alert JSON).
+    pub alert_topic: String,
+    /// Rejected records: the original bytes, the reason in headers.
+    pub dead_letter_topic: String,
+    /// Prefix of each instance's transactional id (the instance id is appended).
+    pub transactional_id_prefix: String,
+    /// Longest time between transaction commits (alerts, dead letters and offsets together).
+    /// Range 10ms–60s.
+    pub commit_interval: Span,
+    /// librdkafka settings passed through as-is (`security.protocol`, `ssl.ca.location`,
+    /// `sasl.mechanisms`, `sasl.username`, …). A value `"${NAME}"` is read from the
+    /// environment variable NAME at start, so secrets stay out of the file.
+    pub client: std::collections::BTreeMap<String, String>,
+}
+
+impl Default for KafkaParams {
+    fn default() -> Self {
+        KafkaParams {
+            brokers: "127.0.0.1:9092".into(),
+            group_id: "fundwatch".into(),
+            input_topic: "transactions".into(),
+            alert_topic: "fundwatch-alerts".into(),
+            dead_letter_topic: "fundwatch-dead-letters".into(),
+            transactional_id_prefix: "fundwatch".into(),
+            commit_interval: Span(500),
+            client: Default::default(),
+        }
+    }
+}
+
+impl Validate for KafkaParams {
+    fn validate(&self, c: &mut Checker<'_>) {
+        for (name, v) in [
+            ("brokers", &self.brokers),
+            ("group_id", &self.group_id),
+            ("input_topic", &self.input_topic),
+            ("alert_topic", &self.alert_topic),
+            ("dead_letter_topic", &self.dead_letter_topic),
+            ("transactional_id_prefix", &self.transactional_id_prefix),
+        ] {
+            c.require(!v.trim().is_empty(), name, "must not be empty");
+        }
+        c.span("commit_interval", self.commit_interval, Span(10), Span(60_000));
+    }
+}
+
+/// `[service]`: the operational side of `fundwatch run`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServiceParams {
+    /// Address of the HTTP endpoints `/metrics`, `/healthz` and `/readyz`.
+    pub listen: String,
+    /// On SIGTERM/SIGINT, how long to finish the open transaction before exiting. Range 1s–5m.
+    pub shutdown_grace: Span,
+}
+
+impl Default for ServiceParams {
+    fn default() -> Self {
+        ServiceParams {
+            listen: "127.0.0.1:9898".into(),
+            shutdown_grace: Span(10_000),
+        }
+    }
+}
+
+impl Validate for ServiceParams {
+    fn validate(&self, c: &mut Checker<'_>) {
+        c.require(
+            self.listen.parse::<std::net::SocketAddr>().is_ok(),
+            "listen",
+            "must be an address like \"127.0.0.1:9898\"",
+        );
+        c.span("shutdown_grace", self.shutdown_grace, Span(1_000), Span(300_000));
     }
 }
 
