@@ -19,6 +19,8 @@ use fundwatch_record::{format_rfc3339_ms, AccountType, Direction, Transaction};
 use fundwatch_rules::config::SegmentKey;
 use fundwatch_rules::large_value::{self, LargeValueState};
 use fundwatch_rules::periodic::{self, BatchTracker};
+use fundwatch_rules::rapid::CycleTracker;
+use fundwatch_rules::scatter::CollectionTracker;
 use fundwatch_rules::{
     rapid, scatter, structuring, AccountProfile, Config, Ctx, Hit, MemoTagger, ResolvedRules, RuleId,
 };
@@ -111,6 +113,8 @@ struct AccountState {
     key_sector: bool,
     large_value: LargeValueState,
     batches: BatchTracker,
+    cycles: CycleTracker,
+    collection: CollectionTracker,
     /// Event time until which each behavioural rule stays quiet (its episode was alerted).
     quiet_until: [i64; 4],
 }
@@ -250,7 +254,17 @@ impl Engine {
     fn admit(&mut self, tx: &Transaction<'_>) -> Pending {
         let account = self.accounts.intern(&tx.account);
         let counterparty = self.counterparties.intern(&tx.counterparty);
-        let segment = (self.segments.intern(&tx.industry), self.segments.intern(&tx.region));
+        // An account's industry and region rarely change: compare before hashing.
+        let segment = match self.states.get(account as usize) {
+            Some(st)
+                if st.segment.0 != u32::MAX
+                    && self.segments.resolve(st.segment.0) == tx.industry
+                    && self.segments.resolve(st.segment.1) == tx.region =>
+            {
+                st.segment
+            }
+            _ => (self.segments.intern(&tx.industry), self.segments.intern(&tx.region)),
+        };
         let tags = self.tagger.tag(&tx.memo);
         self.arrivals += 1;
         Pending {
@@ -290,6 +304,8 @@ impl Engine {
                 key_sector: false,
                 large_value: LargeValueState::default(),
                 batches: BatchTracker::default(),
+                cycles: CycleTracker::default(),
+                collection: CollectionTracker::default(),
                 quiet_until: [i64::MIN; 4],
             });
         }
@@ -356,15 +372,21 @@ impl Engine {
         // Rules in an alerted episode still evaluate, so a continuing pattern is counted
         // (as suppressed) rather than invisible.
         let mut evals = [0u64; 5];
-        evals[rule_index(RuleId::Structuring)] += 1;
-        hits.extend(structuring::evaluate(&ctx, p.account_type, &params.structuring, lv));
+        let cycle_closed = st.cycles.observe(&trigger, &params.rapid);
+        let collection_due = st.collection.observe(&trigger, &params.scatter);
+        if structuring::may_complete(&ctx, p.account_type, &params.structuring, lv) {
+            evals[rule_index(RuleId::Structuring)] += 1;
+            hits.extend(structuring::evaluate(&ctx, p.account_type, &params.structuring, lv));
+        }
         if p.flags.direction() == Direction::Out {
-            if p.amount >= params.scatter.min_out_amount.fen() {
+            if collection_due {
                 evals[rule_index(RuleId::ScatterInConcentratedOut)] += 1;
                 hits.extend(scatter::evaluate(&ctx, &params.scatter));
             }
-            evals[rule_index(RuleId::RapidPassThrough)] += 1;
-            hits.extend(rapid::evaluate(&ctx, &params.rapid));
+            if cycle_closed {
+                evals[rule_index(RuleId::RapidPassThrough)] += 1;
+                hits.extend(rapid::evaluate(&ctx, &params.rapid));
+            }
             if st.batches.observe(&trigger, &params.periodic) {
                 evals[rule_index(RuleId::PeriodicBatchSmallOut)] += 1;
                 hits.extend(periodic::evaluate(&ctx, &params.periodic));

@@ -15,46 +15,8 @@ use rand::Rng as _;
 /// Counterparty of cash and ATM entries.
 pub(crate) const NONE: u32 = u32::MAX;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub(crate) enum Channel {
-    Transfer = 0,
-    Cash = 1,
-    Pos = 2,
-    Mobile = 3,
-    Online = 4,
-    Atm = 5,
-    Counter = 6,
-    Payroll = 7,
-}
-
-impl Channel {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Channel::Transfer => "transfer",
-            Channel::Cash => "cash",
-            Channel::Pos => "pos",
-            Channel::Mobile => "mobile",
-            Channel::Online => "online",
-            Channel::Atm => "atm",
-            Channel::Counter => "counter",
-            Channel::Payroll => "payroll",
-        }
-    }
-
-    pub fn from_u8(v: u8) -> Channel {
-        match v {
-            1 => Channel::Cash,
-            2 => Channel::Pos,
-            3 => Channel::Mobile,
-            4 => Channel::Online,
-            5 => Channel::Atm,
-            6 => Channel::Counter,
-            7 => Channel::Payroll,
-            _ => Channel::Transfer,
-        }
-    }
-}
+/// The wire contract's channels: the same enum the decoder reads them into.
+pub(crate) use fundwatch_record::Channel;
 
 pub(crate) const CUR_CNY: u8 = 0;
 pub(crate) const CUR_USD: u8 = 1;

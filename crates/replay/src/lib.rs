@@ -60,6 +60,8 @@ pub struct ReplaySummary {
     pub alerts_by_rule: BTreeMap<String, u64>,
     pub hits_below_score_by_rule: BTreeMap<String, u64>,
     pub suppressed_in_episode_by_rule: BTreeMap<String, u64>,
+    /// Full rule evaluations run (records that passed a rule's cheap gates).
+    pub evaluations_by_rule: BTreeMap<String, u64>,
     pub seconds: f64,
     pub records_per_second: f64,
     pub held_rows_at_end: u64,
@@ -262,6 +264,7 @@ fn summarise(
         alerts_by_rule: by_rule(&s.alerts),
         hits_below_score_by_rule: by_rule(&s.below_score),
         suppressed_in_episode_by_rule: by_rule(&s.suppressed),
+        evaluations_by_rule: by_rule(&s.evaluations),
         seconds: secs,
         records_per_second: if secs > 0.0 { read as f64 / secs } else { 0.0 },
         held_rows_at_end: held,

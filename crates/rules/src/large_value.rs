@@ -122,6 +122,7 @@ struct DayTotal {
 #[derive(Debug, Clone, Default)]
 pub struct LargeValueState {
     days: Vec<DayTotal>,
+    newest_day: i32,
 }
 
 impl LargeValueState {
@@ -144,9 +145,12 @@ pub fn observe(
     let day = beijing_day(r.ts_ms);
     let dir = r.flags.direction();
     let kind = LineKind::of(r.flags.channel(), account_type, r.flags.cross_border());
-    // Days past the keep period will never be added to again (in practice).
-    let newest = state.days.iter().map(|d| d.day).max().unwrap_or(day).max(day);
-    state.days.retain(|d| d.day + p.keep_days as i32 >= newest);
+    // Days past the keep period will never be added to again (in practice); pruned only
+    // when a new day begins.
+    if day > state.newest_day {
+        state.newest_day = day;
+        state.days.retain(|d| d.day + p.keep_days as i32 >= day);
+    }
     let idx = match state
         .days
         .iter()

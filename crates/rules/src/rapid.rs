@@ -82,6 +82,71 @@ impl Validate for RapidParams {
     }
 }
 
+/// Per-account incremental copy of the cycle state machine below, O(1) per record: it says
+/// when an outflow closes a cycle and enough cycles lie in the horizon, so the full evaluation
+/// (which rescans the window to score and to gather evidence) runs only then.
+#[derive(Debug, Clone, Default)]
+pub struct CycleTracker {
+    open: Option<(i64, Fen, u32, Fen, u8)>, // start, in_sum, in_count, out_sum, payees (capped)
+    last_payee: u32,
+    carry: Fen,
+    carry_ts: i64,
+    /// Close times of recent cycles (newest last).
+    closed: std::collections::VecDeque<i64>,
+}
+
+impl CycleTracker {
+    /// Follow a released record; true when it closed a cycle and the horizon now holds
+    /// `min_cycles` of them (then [`evaluate`] decides).
+    pub fn observe(&mut self, r: &fundwatch_window::Row, p: &RapidParams) -> bool {
+        if !p.enabled {
+            return false;
+        }
+        if self.open.is_some_and(|o| r.ts_ms - o.0 > p.max_hold.ms()) {
+            self.open = None;
+        }
+        if r.flags.is_in() {
+            match self.open.as_mut() {
+                Some(o) if o.3 == 0 && o.2 < p.max_inflows_per_cycle => {
+                    o.1 += r.amount;
+                    o.2 += 1;
+                }
+                _ => self.open = Some((r.ts_ms, r.amount, 1, 0, 0)),
+            }
+            return false;
+        }
+        let Some(o) = self.open.as_mut() else { return false };
+        o.3 += r.amount;
+        // Distinct payees, approximately (consecutive repeats): a gate may over-count only
+        // in the permissive direction if it under-counts, so count every change of payee.
+        if o.4 == 0 || r.counterparty != self.last_payee {
+            o.4 = o.4.saturating_add(1);
+            self.last_payee = r.counterparty;
+        }
+        let carried = if o.0.saturating_sub(self.carry_ts) <= p.horizon.ms() {
+            self.carry
+        } else {
+            0
+        };
+        if (o.3 as f64) >= p.min_out_ratio * o.1 as f64 {
+            let ok = (o.3 as f64) <= p.max_out_ratio * (o.1 + carried) as f64 && o.1 >= p.min_cycle_amount.fen();
+            let (start, in_sum, out_sum) = (o.0, o.1, o.3);
+            self.open = None;
+            if ok {
+                self.carry = (in_sum + carried - out_sum).max(0);
+                self.carry_ts = r.ts_ms;
+                self.closed.push_back(start);
+                let from = r.ts_ms - p.horizon.ms();
+                while self.closed.front().is_some_and(|&s| s < from) {
+                    self.closed.pop_front();
+                }
+                return self.closed.len() >= p.min_cycles as usize;
+            }
+        }
+        false
+    }
+}
+
 struct Open {
     start_ts: i64,
     in_sum: Fen,

@@ -109,6 +109,40 @@ impl Validate for ScatterParams {
     }
 }
 
+/// Per-account O(1) gate. The collection is the inflows since the last sizeable outflow
+/// before the out-window, so the number of inflows since then bounds the distinct payers
+/// from above; with too few, no evaluation is needed.
+#[derive(Debug, Clone, Default)]
+pub struct CollectionTracker {
+    inflows: u32,
+    /// Sizeable outflows: (event time, inflows counted before it), oldest first; only the
+    /// out-window's and the one just before it are kept.
+    outs: std::collections::VecDeque<(i64, u32)>,
+}
+
+impl CollectionTracker {
+    /// Follow a released record; true when it is an outflow worth a full evaluation.
+    pub fn observe(&mut self, r: &fundwatch_window::Row, p: &ScatterParams) -> bool {
+        if r.flags.is_in() {
+            self.inflows = self.inflows.saturating_add(1);
+            return false;
+        }
+        if !p.enabled || r.amount < p.min_out_amount.fen() {
+            return false;
+        }
+        let burst_start = r.ts_ms - p.out_window.ms();
+        while self.outs.len() >= 2 && self.outs[1].0 < burst_start {
+            self.outs.pop_front();
+        }
+        let base = match self.outs.front() {
+            Some(&(ts, n)) if ts < burst_start => n,
+            _ => 0,
+        };
+        self.outs.push_back((r.ts_ms, self.inflows));
+        self.inflows - base >= p.min_distinct_payers
+    }
+}
+
 pub fn evaluate(ctx: &Ctx<'_>, p: &ScatterParams) -> Option<Hit> {
     let t = ctx.trigger;
     if !p.enabled || t.flags.is_in() || t.amount < p.min_out_amount.fen() {

@@ -73,6 +73,18 @@ struct Day {
     all: Vec<u64>,
 }
 
+/// Cheap gate: the record is below its line and large enough to be part of a near-line day.
+pub fn may_complete(ctx: &Ctx<'_>, account_type: AccountType, p: &StructuringParams, lv: &LargeValueParams) -> bool {
+    let t = ctx.trigger;
+    let kind = LineKind::of(t.flags.channel(), account_type, t.flags.cross_border());
+    if !p.enabled || (kind != LineKind::Cash && !p.include_transfers) {
+        return false;
+    }
+    let line = kind.line(lv);
+    let low = line - ((line as f64) * p.band) as Fen;
+    t.amount < line && t.amount * i64::from(p.max_records_per_split_day) >= low
+}
+
 pub fn evaluate(ctx: &Ctx<'_>, account_type: AccountType, p: &StructuringParams, lv: &LargeValueParams) -> Option<Hit> {
     if !p.enabled {
         return None;
