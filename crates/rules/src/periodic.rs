@@ -87,6 +87,38 @@ impl Validate for PeriodicParams {
 }
 
 /// Per-account O(1) follower of the current batch of small outflows.
+#[cfg(test)]
+mod tests {
+    use super::rate_unit;
+
+    #[test]
+    fn finds_the_rate_of_round_principals() {
+        // 1.5% of 10,000 / 20,000 / 50,000: exact multiples of 150.00.
+        let (u, share) = rate_unit(&[15_000, 30_000, 75_000, 15_000, 30_000]).unwrap();
+        assert_eq!((u, share), (15_000, 1.0));
+        // 2.5% of multiples of 500, rounded to whole yuan: 12.50 per 500.
+        let rounded = [
+            7_500, 37_500, 31_300, 5_000, 21_300, 36_300, 16_300, 11_300, 3_800, 66_300, 2_500, 6_300,
+        ];
+        let (u, share) = rate_unit(&rounded).unwrap();
+        assert_eq!(u, 1_250);
+        assert!(share >= 0.99, "{share}");
+        // The analyst's case: multiples of 0.175 yuan, exact.
+        let analyst = [1_750, 3_500, 8_750, 17_500, 5_250];
+        assert!(rate_unit(&analyst).unwrap().1 >= 0.99);
+    }
+
+    #[test]
+    fn varied_salaries_have_no_unit() {
+        let salaries = [
+            852_317, 1_200_045, 467_812, 2_391_077, 733_350, 998_001, 1_534_276, 640_519, 1_107_733, 579_904,
+        ];
+        assert!(rate_unit(&salaries).unwrap().1 < 0.5);
+        let commissions = [3_781, 15_230, 8_412, 22_907, 4_466, 17_001, 9_999, 12_345, 6_780, 2_231];
+        assert!(rate_unit(&commissions).unwrap().1 < 0.8);
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default)]
 pub struct BatchTracker {
     last_ts: i64,
@@ -125,11 +157,44 @@ impl Batch {
     }
 }
 
-fn gcd(mut a: i64, mut b: i64) -> i64 {
-    while b != 0 {
-        (a, b) = (b, a % b);
+/// "Payouts that are one fixed rate of round tickets": the unit `u` (rate × the smallest ticket)
+/// such that at least 80% of the payouts are small multiples of it. Schemes often round payouts
+/// to whole yuan (2.5% of 12,500 → 313), so above 5 yuan a payout may sit half a yuan off its
+/// multiple; below 5 yuan it must be exact, or every whole-yuan amount would qualify. The
+/// tolerance is absolute on purpose: varied salaries with cents land within half a yuan of a
+/// multiple of a 5-yuan-or-larger unit by chance at most one time in ten.
+/// Returns (unit in fen, share of payouts that fit).
+fn rate_unit(amounts: &[Fen]) -> Option<(Fen, f64)> {
+    const HALF_YUAN: Fen = 50;
+    const MAX_MULTIPLE: i64 = 400;
+    let mut smallest: Vec<Fen> = amounts.to_vec();
+    smallest.sort_unstable();
+    smallest.dedup();
+    smallest.truncate(5);
+    let mut best: Option<(Fen, f64)> = None;
+    for &a in &smallest {
+        for k in 1..=4i64 {
+            // Units in hundredths of a fen, so 12.5 yuan (1250 fen) and 0.175 yuan are exact.
+            let u100 = a * 100 / k;
+            if u100 < 1_000 {
+                continue; // under 0.10 yuan: no rate of a round ticket is that small
+            }
+            let tol100 = if u100 >= 50_000 { HALF_YUAN * 100 + 100 } else { 100 };
+            let fits = amounts
+                .iter()
+                .filter(|&&x| {
+                    let x100 = x * 100;
+                    let m = (x100 + u100 / 2) / u100;
+                    (1..=MAX_MULTIPLE).contains(&m) && (x100 - m * u100).abs() <= tol100
+                })
+                .count();
+            let share = fits as f64 / amounts.len().max(1) as f64;
+            if best.is_none_or(|(_, s)| share > s) {
+                best = Some((u100 / 100, share));
+            }
+        }
     }
-    a.abs()
+    best
 }
 
 pub fn evaluate(ctx: &Ctx<'_>, p: &PeriodicParams) -> Option<Hit> {
@@ -215,9 +280,8 @@ pub fn evaluate(ctx: &Ctx<'_>, p: &PeriodicParams) -> Option<Hit> {
     }
     let paid_in_share = share(payers_before.len(), first_payout.len());
     let amounts: Vec<Fen> = current.rows.iter().map(|r| r.amount).collect();
-    let g = amounts.iter().fold(0, |acc, &a| gcd(acc, a));
-    let max_amount = amounts.iter().copied().max().unwrap_or(0);
-    let structured = g >= 10 && max_amount / g.max(1) <= 400;
+    let (g, unit_share) = rate_unit(&amounts).unwrap_or((0, 0.0));
+    let structured = unit_share >= 0.8;
     let prev = events.len().checked_sub(2).map(|i| &events[i]);
     let (repeat_share, overlap) = match prev {
         Some(prev) => {
@@ -291,6 +355,7 @@ pub fn evaluate(ctx: &Ctx<'_>, p: &PeriodicParams) -> Option<Hit> {
     ev.insert("current_batch_total".into(), money(total));
     ev.insert("median_payout".into(), money(median_payout));
     ev.insert("amount_unit".into(), money(g));
+    ev.insert("payouts_on_unit_share".into(), ratio(unit_share));
     ev.insert("payees_who_paid_in_share".into(), ratio(paid_in_share));
     ev.insert("same_amount_as_last_period_share".into(), ratio(repeat_share));
     ev.insert("payout_memo_share".into(), ratio(payout_share));
