@@ -107,22 +107,8 @@ enum Broken<'a> {
 
 const REQUIRED: [&str; 6] = ["tx_id", "ts", "account", "counterparty", "direction", "amount"];
 
-#[derive(Clone, Copy, PartialEq)]
-enum F {
-    TxId,
-    Ts,
-    Account,
-    Counterparty,
-    Direction,
-    Amount,
-    Currency,
-    Channel,
-    Memo,
-    AccountType,
-    Industry,
-    Region,
-    CrossBorder,
-}
+/// The wire contract's fields, as the decoder names them.
+use fundwatch_record::Field as F;
 
 const ORDER_A: [F; 13] = [
     F::TxId,
