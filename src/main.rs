@@ -66,6 +66,30 @@ enum Command {
         #[arg(long)]
         fixed_detected_at: Option<String>,
     },
+    /// The Kafka service: consume transactions, detect, produce alerts and dead letters with
+    /// exactly-once transactions; serves /metrics, /healthz and /readyz.
+    Run {
+        /// Thresholds and the [kafka] / [service] sections (TOML); built-in defaults when omitted.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        options: fundwatch_kafka::RunOptions,
+    },
+    /// Load a JSON Lines stream into a Kafka topic (key = account), optionally at a fixed rate.
+    Produce {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        options: fundwatch_kafka::ProduceOptions,
+    },
+    /// The whole Kafka path on an in-process mock cluster (nothing to install): plays a stream
+    /// in, runs the service, prints alerts as they are committed, serves /metrics.
+    Demo {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        options: fundwatch_kafka::DemoOptions,
+    },
     /// Write a seeded synthetic stream with planted typologies, look-alikes and labels.
     Generate {
         /// The stream, as JSON Lines.
@@ -170,6 +194,26 @@ fn run(cmd: Command) -> Result<()> {
                 let f = File::create(&p).with_context(|| format!("cannot write {}", p.display()))?;
                 serde_json::to_writer_pretty(f, &summary)?;
             }
+            Ok(())
+        }
+        Command::Run { config, options } => {
+            let config = load_config(config.as_deref())?;
+            let shutdown = fundwatch_kafka::Shutdown::on_signals()?;
+            let summary = fundwatch_kafka::run(config, options, shutdown)?;
+            println!("{}", serde_json::to_string_pretty(&summary)?);
+            Ok(())
+        }
+        Command::Produce { config, options } => {
+            let config = load_config(config.as_deref())?;
+            let summary = fundwatch_kafka::produce(&config, &options)?;
+            println!("{}", serde_json::to_string_pretty(&summary)?);
+            Ok(())
+        }
+        Command::Demo { config, options } => {
+            let config = load_config(config.as_deref())?;
+            let shutdown = fundwatch_kafka::Shutdown::on_signals()?;
+            let summary = fundwatch_kafka::demo(&config, &options, shutdown)?;
+            println!("{}", serde_json::to_string_pretty(&summary)?);
             Ok(())
         }
         Command::Generate { out, labels, options } => {

@@ -1,0 +1,114 @@
+//! `fundwatch-kafka`: the Kafka service behind `fundwatch run`, plus `produce` (load a JSON
+//! Lines file into a topic) and `demo` (the whole path on an in-process mock cluster).
+//!
+//! # Shape
+//!
+//! One consumer-group member reads `kafka.input_topic` on a dedicated blocking thread
+//! ([`Service::run`]). Every assigned partition gets its own [`fundwatch_engine::Engine`]:
+//! the record key is the account, so an account lives in exactly one partition and the
+//! engine sees its records in partition order. Alerts (key = account, value = the spec's
+//! alert JSON) go to `kafka.alert_topic`, rejected records (original bytes, reason in
+//! headers) to `kafka.dead_letter_topic`, and the consumed offsets are committed, all in one
+//! producer transaction every `kafka.commit_interval` (or every `--commit-records`).
+//! Offsets are committed with `send_offsets_to_transaction(consumer.group_metadata())`
+//! (KIP-447), so a member that lost its partitions in a rebalance cannot commit for them.
+//! Offsets are never committed any other way (`enable.auto.commit=false`).
+//!
+//! # Exactly-once argument
+//!
+//! Let C be the offset committed for a partition in transaction T, with metadata recording
+//! the largest Kafka timestamp and event time seen below C and the offsets where the engine
+//! was flushed (drain mode only).
+//! 1. Everything the engine emitted while processing records `< C` was produced in T or an
+//!    earlier committed transaction (records are processed synchronously on the polling
+//!    thread; a transaction commits the positions reached *after* their records' alerts
+//!    were sent). Nothing emitted for records `>= C` is in a committed transaction.
+//! 2. Records still held in the engine's reorder buffer at C were consumed but their alerts
+//!    not yet emitted. We deliberately do NOT commit "the oldest held offset": we commit the
+//!    consumed position C and rebuild. The engine decides `emit` at *release* time, not at
+//!    arrival, and a rebuild replays `O..C` (O = first offset with Kafka timestamp ≥
+//!    min(timestamp, event time at C) − max(max_history, longest rule horizon) − 2×lateness)
+//!    with `set_emit(false)`: replay of the same records in the same order leaves the
+//!    rebuilt engine in the dead engine's state at C (windows, episode cooldowns, large-value
+//!    day totals) *including the same held records*, which are still unreleased when emit
+//!    is switched on at C. They are released, and emitted, exactly when the dead engine
+//!    would have released them. Records before O are outside every rule horizon.
+//! 3. Hence the alerts emitted by the new owner after C are exactly the ones the dead owner
+//!    would have emitted after C, and `alert_id` is deterministic: committed(before C) ∪
+//!    emitted(after C) = the uninterrupted stream's alerts, each once. Aborted transactions
+//!    (failure, fencing, rebalance before commit) are invisible to `read_committed`
+//!    readers, and the instance that aborted throws its engines away and rebuilds from the
+//!    last committed offset, so its state again matches what was committed.
+//! 4. Dead letters are produced only for records processed live (`>= C`), in the same
+//!    transactions, so each rejected record is dead-lettered exactly once too.
+//! 5. Drain mode (`--exit-when-idle`) flushes the reorder buffer at the end of input; the
+//!    flush offset is stored in the commit metadata and a rebuild flushes (emit off) at the
+//!    same offset, so even a flushed partition rebuilds to the identical state.
+//!
+//! Assumption: Kafka record timestamps of a partition are roughly non-decreasing
+//! (CreateTime set by producers, or LogAppendTime); a record whose Kafka timestamp is much
+//! later than records after it could make the rebuild start too late. Without metadata in
+//! the committed offset (first start, or offsets written by another tool), the rebuild
+//! starts at the beginning of the partition.
+
+mod client;
+mod demo;
+mod metrics;
+mod produce;
+mod service;
+
+use std::time::Duration;
+
+pub use client::{client_config, expand_env};
+pub use demo::{demo, DemoOptions, DemoSummary};
+pub use metrics::Metrics;
+pub use produce::{produce, ProduceOptions, ProduceSummary};
+pub use service::{run, RunSummary, Service, Shutdown};
+
+/// Errors of the Kafka service.
+#[derive(Debug, thiserror::Error)]
+pub enum KafkaError {
+    #[error("kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("kafka setting {key}: environment variable {var} is not set")]
+    MissingEnv { key: String, var: String },
+    #[error("cannot read {0}: {1}")]
+    Io(String, std::io::Error),
+    #[error("cannot listen on {0}: {1}")]
+    Listen(String, String),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Options of `fundwatch run` beyond the config file.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct RunOptions {
+    /// This instance's id, appended to `kafka.transactional_id_prefix` and the group id to
+    /// form the transactional id. Must be stable across restarts of one instance (a restart
+    /// then fences and aborts the dead instance's open transaction at once) and unique among
+    /// the running instances. Default: $FUNDWATCH_INSTANCE_ID, else the host name.
+    #[arg(long)]
+    pub instance_id: Option<String>,
+    /// Batch mode: once every assigned partition has been read to its end and nothing new
+    /// arrived for this many milliseconds, release the records still held for lateness,
+    /// commit and exit. Without it the service runs until SIGTERM/SIGINT.
+    #[arg(long, value_name = "MS")]
+    pub exit_when_idle_ms: Option<u64>,
+    /// Also commit after this many records, whatever `commit_interval` says (0 = never by count).
+    #[arg(long, default_value_t = 20_000)]
+    pub commit_records: usize,
+    /// At-least-once instead of exactly-once: no producer transaction; offsets are
+    /// committed by the consumer after the producer flushed. For brokers without
+    /// transaction support.
+    #[arg(long)]
+    pub no_transactions: bool,
+    /// Address for /metrics, /healthz, /readyz instead of `service.listen`; "off" disables.
+    #[arg(long)]
+    pub listen: Option<String>,
+}
+
+impl RunOptions {
+    pub fn exit_when_idle(&self) -> Option<Duration> {
+        self.exit_when_idle_ms.map(Duration::from_millis)
+    }
+}

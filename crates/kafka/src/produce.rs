@@ -1,0 +1,115 @@
+//! Load a JSON Lines file into a topic, optionally at a target rate (benches, demos, tests).
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use fundwatch_record::decode_json;
+use fundwatch_rules::Config;
+use rdkafka::error::KafkaError as RdError;
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::types::RDKafkaErrorCode;
+use serde::Serialize;
+use tracing::info;
+
+use crate::client::{client_config, Role};
+use crate::KafkaError;
+
+/// Options of `fundwatch produce`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ProduceOptions {
+    /// JSON Lines file; every line becomes one record, as-is.
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Topic to write (default: `kafka.input_topic` of the config).
+    #[arg(long)]
+    pub topic: Option<String>,
+    /// Target rate in records per second (default: as fast as possible).
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Stop after this many lines.
+    #[arg(long)]
+    pub limit: Option<u64>,
+    /// Skip this many lines first.
+    #[arg(long, default_value_t = 0)]
+    pub skip: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ProduceSummary {
+    pub records: u64,
+    /// Lines whose account could not be read: produced with an empty key.
+    pub unkeyed: u64,
+    pub seconds: f64,
+    pub records_per_second: f64,
+}
+
+/// The Kafka key of a line: its `account` when one can be read, else empty.
+pub fn key_of(line: &[u8]) -> Vec<u8> {
+    if let Ok(tx) = decode_json(line) {
+        return tx.account.as_bytes().to_vec();
+    }
+    serde_json::from_slice::<serde_json::Value>(line)
+        .ok()
+        .and_then(|v| v.get("account").and_then(|a| a.as_str()).map(|s| s.as_bytes().to_vec()))
+        .unwrap_or_default()
+}
+
+/// Produce every line of `opts.input` to the topic (key = account, value = the line).
+pub fn produce(config: &Config, opts: &ProduceOptions) -> Result<ProduceSummary, KafkaError> {
+    let topic = opts.topic.clone().unwrap_or_else(|| config.kafka.input_topic.clone());
+    let mut pc = client_config(&config.kafka.brokers, &config.kafka.client, Role::Producer)?;
+    if pc.get("enable.idempotence").is_none() {
+        pc.set("enable.idempotence", "true");
+    }
+    if pc.get("linger.ms").is_none() {
+        pc.set("linger.ms", "10");
+    }
+    let producer: ThreadedProducer<DefaultProducerContext> = pc.create()?;
+    let file = std::fs::File::open(&opts.input).map_err(|e| KafkaError::Io(opts.input.display().to_string(), e))?;
+    let reader = BufReader::with_capacity(1 << 20, file);
+    let started = Instant::now();
+    let mut summary = ProduceSummary::default();
+    let per = opts.rate.filter(|r| *r > 0.0).map(|r| 1.0 / r);
+    for (i, line) in reader.split(b'\n').enumerate() {
+        let line = line.map_err(|e| KafkaError::Io(opts.input.display().to_string(), e))?;
+        if (i as u64) < opts.skip {
+            continue;
+        }
+        let line = line.strip_suffix(b"\r").unwrap_or(&line);
+        if line.iter().all(|b| b.is_ascii_whitespace()) {
+            continue;
+        }
+        if opts.limit.is_some_and(|l| summary.records >= l) {
+            break;
+        }
+        if let Some(per) = per {
+            let due = Duration::from_secs_f64(per * summary.records as f64);
+            let now = started.elapsed();
+            if due > now {
+                std::thread::sleep(due - now);
+            }
+        }
+        let key = key_of(line);
+        if key.is_empty() {
+            summary.unkeyed += 1;
+        }
+        let mut rec = BaseRecord::to(&topic).key(&key[..]).payload(line);
+        loop {
+            match producer.send(rec) {
+                Ok(()) => break,
+                Err((RdError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                    rec = r;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err((e, _)) => return Err(e.into()),
+            }
+        }
+        summary.records += 1;
+    }
+    producer.flush(Duration::from_secs(60))?;
+    summary.seconds = started.elapsed().as_secs_f64();
+    summary.records_per_second = summary.records as f64 / summary.seconds.max(1e-9);
+    info!(records = summary.records, topic = %topic, "produced");
+    Ok(summary)
+}

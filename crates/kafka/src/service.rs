@@ -1,0 +1,1098 @@
+//! The consume → detect → produce loop, rebuild on assignment, transactional commits.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use fundwatch_engine::{Alert, Engine};
+use fundwatch_record::decode_json;
+use fundwatch_rules::Config;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
+use rdkafka::error::KafkaError as RdError;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
+use rdkafka::util::Timeout;
+use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
+use serde::{Deserialize, Serialize};
+use tracing::{debug, error, info, warn};
+
+use crate::client::{client_config, Role};
+use crate::metrics::{HttpServer, Metrics};
+use crate::{KafkaError, RunOptions};
+
+/// Set to stop the service: it stops consuming, commits the open transaction within
+/// `service.shutdown_grace` and leaves the group.
+#[derive(Clone, Default, Debug)]
+pub struct Shutdown(Arc<AtomicBool>);
+
+impl Shutdown {
+    pub fn new() -> Shutdown {
+        Shutdown::default()
+    }
+
+    /// A token that SIGTERM and SIGINT trigger.
+    pub fn on_signals() -> Result<Shutdown, KafkaError> {
+        let s = Shutdown::new();
+        for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+            signal_hook::flag::register(sig, s.0.clone())
+                .map_err(|e| KafkaError::Other(format!("cannot install signal handler: {e}")))?;
+        }
+        Ok(s)
+    }
+
+    pub fn trigger(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_triggered(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RunSummary {
+    pub instance_id: String,
+    pub transactional_id: Option<String>,
+    /// Records processed live (not counting rebuild replays).
+    pub records_consumed: u64,
+    /// Records replayed with emit off to rebuild state.
+    pub records_replayed: u64,
+    pub rejected: u64,
+    pub rejected_by_reason: BTreeMap<String, u64>,
+    /// Alerts in committed transactions.
+    pub alerts: u64,
+    pub alerts_by_rule: BTreeMap<String, u64>,
+    pub transactions_committed: u64,
+    pub transactions_aborted: u64,
+    pub rebalances: u64,
+    pub seconds: f64,
+    pub records_per_second: f64,
+    /// From the first record polled to the last one (excludes group join and idle wait).
+    pub busy_seconds: f64,
+    /// (live + replayed records) / busy_seconds.
+    pub busy_records_per_second: f64,
+    /// Why it stopped: "idle" (batch mode) or "shutdown".
+    pub stopped_by: String,
+}
+
+/// Stored with each committed offset (the offset-commit metadata string).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+struct CommitMeta {
+    v: u32,
+    /// Largest Kafka timestamp below the offset.
+    kts: i64,
+    /// Largest event time below the offset.
+    ets: i64,
+    /// Offsets before which the engine's reorder buffer was flushed (drain mode), newest last.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    flush: Vec<i64>,
+}
+
+const MAX_FLUSH_POINTS: usize = 32;
+
+/// One assigned partition.
+struct Part {
+    engine: Engine,
+    label: String,
+    /// First offset processed live; below it, records rebuild state with emit off.
+    live_from: i64,
+    live: bool,
+    /// Last processed offset + 1 (-1 before the first record).
+    next_offset: i64,
+    /// Last committed offset (-1 none).
+    committed: i64,
+    kts: i64,
+    ets: i64,
+    /// Flush points (from the commit metadata) still to apply during the rebuild.
+    pending_flush: Vec<i64>,
+    /// All flush points to carry in the metadata.
+    flushes: Vec<i64>,
+    eof: bool,
+    replayed: u64,
+}
+
+impl Part {
+    fn meta(&self) -> String {
+        serde_json::to_string(&CommitMeta {
+            v: 1,
+            kts: self.kts,
+            ets: self.ets,
+            flush: self.flushes.clone(),
+        })
+        .unwrap_or_default()
+    }
+}
+
+type AlertHook = Box<dyn FnMut(&Alert) + Send>;
+
+struct Pipeline {
+    config: Arc<Config>,
+    topic: String,
+    alert_topic: String,
+    dead_letter_topic: String,
+    producer: ThreadedProducer<DefaultProducerContext>,
+    transactional: bool,
+    parts: BTreeMap<i32, Part>,
+    in_txn: bool,
+    txn_failed: bool,
+    needs_reset: bool,
+    since_commit: usize,
+    last_commit: Instant,
+    /// Alerts of the open transaction, handed to the hook once committed.
+    txn_alerts: Vec<Alert>,
+    txn_rejects: Vec<String>,
+    buf: Vec<Alert>,
+    metrics: Arc<Metrics>,
+    hook: Option<AlertHook>,
+    fatal: Option<KafkaError>,
+    summary: RunSummary,
+    op_timeout: Duration,
+}
+
+fn horizon_ms(config: &Config) -> i64 {
+    config.engine.max_history.ms().max(config.rules.longest_horizon().ms())
+}
+
+fn is_retriable(e: &RdError) -> bool {
+    match e {
+        RdError::Transaction(t) => t.is_retriable(),
+        _ => false,
+    }
+}
+
+fn requires_abort(e: &RdError) -> bool {
+    match e {
+        RdError::Transaction(t) => t.txn_requires_abort(),
+        _ => false,
+    }
+}
+
+impl Pipeline {
+    fn new_part(&self, partition: i32) -> Part {
+        Part {
+            engine: Engine::new(self.config.clone()),
+            label: partition.to_string(),
+            live_from: i64::MIN,
+            live: true,
+            next_offset: -1,
+            committed: -1,
+            kts: i64::MIN,
+            ets: i64::MIN,
+            pending_flush: Vec::new(),
+            flushes: Vec::new(),
+            eof: false,
+            replayed: 0,
+        }
+    }
+
+    /// Where each partition starts and from which offset it goes live.
+    fn plan<C: ConsumerContext>(
+        &self,
+        consumer: &BaseConsumer<C>,
+        partitions: &[i32],
+    ) -> Result<Vec<(i32, Offset, Part)>, RdError> {
+        let mut tpl = TopicPartitionList::new();
+        for p in partitions {
+            tpl.add_partition(&self.topic, *p);
+        }
+        let committed = consumer.committed_offsets(tpl, self.op_timeout)?;
+        let margin = 2 * self.config.engine.allowed_lateness.ms();
+        let mut out = Vec::new();
+        let mut times = TopicPartitionList::new();
+        for el in committed.elements() {
+            let p = el.partition();
+            let mut part = self.new_part(p);
+            match el.offset() {
+                Offset::Offset(c) if c > 0 => {
+                    part.committed = c;
+                    part.live_from = c;
+                    part.live = false;
+                    match serde_json::from_str::<CommitMeta>(el.metadata()) {
+                        Ok(meta) => {
+                            part.flushes = meta.flush.clone();
+                            part.pending_flush = meta.flush;
+                            let newest = meta.kts.min(meta.ets);
+                            let target = if newest == i64::MIN {
+                                0
+                            } else {
+                                newest.saturating_sub(horizon_ms(&self.config)).saturating_sub(margin)
+                            };
+                            times.add_partition_offset(&self.topic, p, Offset::Offset(target.max(0)))?;
+                            out.push((p, Offset::Beginning, part));
+                        }
+                        Err(_) => {
+                            warn!(
+                                partition = p,
+                                offset = c,
+                                "committed offset has no fundwatch metadata: rebuilding from the beginning"
+                            );
+                            out.push((p, Offset::Beginning, part));
+                        }
+                    }
+                }
+                Offset::Offset(c) => {
+                    part.committed = c;
+                    out.push((p, Offset::Offset(c), part));
+                }
+                _ => out.push((p, Offset::Invalid, part)),
+            }
+        }
+        if times.count() > 0 {
+            let found = consumer.offsets_for_times(times, self.op_timeout)?;
+            for el in found.elements() {
+                let Some(entry) = out.iter_mut().find(|(p, _, _)| *p == el.partition()) else {
+                    continue;
+                };
+                let c = entry.2.committed;
+                match el.offset() {
+                    Offset::Offset(o) if o < c => entry.1 = Offset::Offset(o),
+                    Offset::Offset(_) | Offset::End => {
+                        // Nothing within the horizon before C: an empty engine is the state.
+                        entry.1 = Offset::Offset(c);
+                        entry.2.live = true;
+                        entry.2.pending_flush.clear();
+                    }
+                    _ => {}
+                }
+            }
+        }
+        for (p, start, part) in &mut out {
+            part.pending_flush.retain(|f| match start {
+                Offset::Offset(o) => *f > *o,
+                _ => true,
+            });
+            part.flushes.retain(|f| part.pending_flush.contains(f));
+            if !part.live {
+                self.metrics.partitions_rebuilding.inc();
+            }
+            info!(partition = *p, start = ?start, live_from = part.live_from, rebuilding = !part.live, "partition planned");
+        }
+        Ok(out)
+    }
+
+    fn on_assign<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>, tpl: &TopicPartitionList) {
+        self.summary.rebalances += 1;
+        self.metrics.rebalances.with_label_values(&["assign"]).inc();
+        let partitions: Vec<i32> = tpl
+            .elements()
+            .iter()
+            .filter(|e| e.topic() == self.topic)
+            .map(|e| e.partition())
+            .collect();
+        let mut assign = TopicPartitionList::new();
+        let mut planned = self.plan(consumer, &partitions);
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while let Err(e) = &planned {
+            if Instant::now() >= deadline {
+                break;
+            }
+            warn!(error = %e, "cannot read committed offsets yet; retrying");
+            std::thread::sleep(Duration::from_secs(1));
+            planned = self.plan(consumer, &partitions);
+        }
+        match planned {
+            Ok(plan) => {
+                for (p, start, part) in plan {
+                    if let Err(e) = assign.add_partition_offset(&self.topic, p, start) {
+                        self.fatal = Some(e.into());
+                    }
+                    self.parts.insert(p, part);
+                }
+            }
+            Err(e) => {
+                error!(error = %e, "cannot plan assigned partitions");
+                self.fatal = Some(e.into());
+                assign = tpl.clone();
+            }
+        }
+        self.metrics.partitions_assigned.set(self.parts.len() as i64);
+        info!(partitions = ?partitions, "partitions assigned");
+        let res = if matches!(consumer.rebalance_protocol(), RebalanceProtocol::Cooperative) {
+            consumer.incremental_assign(&assign)
+        } else {
+            consumer.assign(&assign)
+        };
+        if let Err(e) = res {
+            self.fatal = Some(e.into());
+        }
+    }
+
+    fn on_revoke<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>, tpl: &TopicPartitionList) {
+        self.summary.rebalances += 1;
+        self.metrics.rebalances.with_label_values(&["revoke"]).inc();
+        let lost = consumer.assignment_lost();
+        if lost {
+            warn!("assignment lost: aborting the open transaction");
+            self.abort();
+        } else if let Err(e) = self.commit(consumer) {
+            error!(error = %e, "commit on revoke failed");
+        }
+        let cooperative = matches!(consumer.rebalance_protocol(), RebalanceProtocol::Cooperative);
+        let revoked: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+        for p in &revoked {
+            if let Some(part) = self.parts.remove(p) {
+                self.forget_metrics(&part);
+            }
+        }
+        if !cooperative {
+            self.parts.clear();
+        }
+        self.needs_reset = self.needs_reset && !self.parts.is_empty();
+        self.metrics.partitions_assigned.set(self.parts.len() as i64);
+        self.update_rebuilding();
+        info!(partitions = ?revoked, "partitions revoked");
+        let res = if cooperative {
+            consumer.incremental_unassign(tpl)
+        } else {
+            consumer.unassign()
+        };
+        if let Err(e) = res {
+            warn!(error = %e, "unassign failed");
+        }
+    }
+
+    fn forget_metrics(&self, part: &Part) {
+        for g in [
+            &self.metrics.consumer_lag,
+            &self.metrics.watermark_seconds,
+            &self.metrics.state_bytes,
+            &self.metrics.state_rows,
+            &self.metrics.held_records,
+        ] {
+            let _ = g.remove_label_values(&[&part.label]);
+        }
+    }
+
+    fn update_rebuilding(&self) {
+        let n = self.parts.values().filter(|p| !p.live).count();
+        self.metrics.partitions_rebuilding.set(n as i64);
+    }
+
+    fn ensure_txn(&mut self) -> Result<(), RdError> {
+        if self.transactional && !self.in_txn {
+            self.producer.begin_transaction()?;
+            self.in_txn = true;
+        }
+        Ok(())
+    }
+
+    fn send(&mut self, topic: &str, key: &[u8], payload: &[u8], headers: Option<OwnedHeaders>) {
+        if self.txn_failed {
+            return;
+        }
+        if let Err(e) = self.ensure_txn() {
+            warn!(error = %e, "cannot begin transaction");
+            self.txn_failed = true;
+            return;
+        }
+        let mut rec = BaseRecord::to(topic).key(key).payload(payload);
+        if let Some(h) = headers {
+            rec = rec.headers(h);
+        }
+        loop {
+            match self.producer.send(rec) {
+                Ok(()) => return,
+                Err((RdError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                    rec = r;
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                Err((e, _)) => {
+                    warn!(error = %e, topic, "produce failed: the transaction will be aborted");
+                    self.txn_failed = true;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Apply flush points at or before `offset` (emit off: they happened before C).
+    fn apply_flushes(part: &mut Part, offset: i64, scratch: &mut Vec<Alert>) {
+        while part.pending_flush.first().is_some_and(|f| *f <= offset) {
+            part.pending_flush.remove(0);
+            part.engine.set_emit(false);
+            part.engine.flush(scratch);
+            scratch.clear();
+        }
+    }
+
+    fn go_live(part: &mut Part, metrics: &Metrics, scratch: &mut Vec<Alert>) {
+        Self::apply_flushes(part, part.live_from, scratch);
+        part.pending_flush.clear();
+        part.engine.set_emit(true);
+        part.live = true;
+        info!(partition = %part.label, offset = part.live_from, replayed = part.replayed, "partition rebuilt: live");
+        let _ = metrics;
+    }
+
+    fn handle<M: Message>(&mut self, msg: &M) {
+        let p = msg.partition();
+        let offset = msg.offset();
+        if self.needs_reset {
+            // Engines are stale (aborted transaction): the partitions are re-read after the reset.
+            return;
+        }
+        let started = Instant::now();
+        let mut buf = std::mem::take(&mut self.buf);
+        let Some(part) = self.parts.get_mut(&p) else {
+            return;
+        };
+        if offset < part.next_offset {
+            return;
+        }
+        part.eof = false;
+        if !part.live {
+            Self::apply_flushes(part, offset, &mut buf);
+            if offset >= part.live_from {
+                Self::go_live(part, &self.metrics, &mut buf);
+                let n = self.parts.values().filter(|p| !p.live).count();
+                self.metrics.partitions_rebuilding.set(n as i64);
+            }
+        }
+        let Some(part) = self.parts.get_mut(&p) else {
+            return;
+        };
+        let live = part.live;
+        let payload = msg.payload().unwrap_or(&[]);
+        let mut reject = None;
+        match decode_json(payload) {
+            Ok(tx) => {
+                part.ets = part.ets.max(tx.ts_ms);
+                part.engine.process(&tx, &mut buf);
+            }
+            Err(reason) => {
+                if live {
+                    reject = Some((reason.code(), reason.to_string()));
+                }
+            }
+        }
+        if let Some(ts) = msg.timestamp().to_millis() {
+            part.kts = part.kts.max(ts);
+        }
+        part.next_offset = offset + 1;
+        if live {
+            self.metrics.records_consumed.with_label_values(&[&part.label]).inc();
+            self.summary.records_consumed += 1;
+        } else {
+            part.replayed += 1;
+            self.summary.records_replayed += 1;
+            self.metrics.rebuild_records.inc();
+        }
+        if let Some((code, reason)) = reject {
+            let headers = OwnedHeaders::new()
+                .insert(Header {
+                    key: "fundwatch.reason",
+                    value: Some(reason.as_str()),
+                })
+                .insert(Header {
+                    key: "fundwatch.reason_code",
+                    value: Some(code),
+                })
+                .insert(Header {
+                    key: "fundwatch.source.topic",
+                    value: Some(msg.topic()),
+                })
+                .insert(Header {
+                    key: "fundwatch.source.partition",
+                    value: Some(&p.to_string()),
+                })
+                .insert(Header {
+                    key: "fundwatch.source.offset",
+                    value: Some(&offset.to_string()),
+                });
+            let key = msg.key().unwrap_or(&[]).to_vec();
+            let topic = self.dead_letter_topic.clone();
+            self.send(&topic, &key, payload, Some(headers));
+            self.metrics.records_rejected.with_label_values(&[code]).inc();
+            self.metrics.dead_letters.inc();
+            self.txn_rejects.push(code.to_owned());
+        }
+        if live {
+            self.emit(&mut buf);
+        } else {
+            buf.clear();
+        }
+        self.buf = buf;
+        self.since_commit += 1;
+        if live {
+            self.metrics.processing_seconds.observe(started.elapsed().as_secs_f64());
+        }
+    }
+
+    fn emit(&mut self, buf: &mut Vec<Alert>) {
+        let topic = self.alert_topic.clone();
+        for alert in buf.drain(..) {
+            match serde_json::to_vec(&alert) {
+                Ok(json) => {
+                    self.send(&topic, alert.account.as_bytes(), &json, None);
+                    self.metrics.alerts.with_label_values(&[&alert.rule]).inc();
+                    self.txn_alerts.push(alert);
+                }
+                Err(e) => error!(error = %e, "cannot serialise alert"),
+            }
+        }
+    }
+
+    /// Drain mode: release everything held, in the open transaction.
+    fn flush_all(&mut self) {
+        let mut buf = std::mem::take(&mut self.buf);
+        let keys: Vec<i32> = self.parts.keys().copied().collect();
+        for p in keys {
+            let Some(part) = self.parts.get_mut(&p) else { continue };
+            if !part.live || part.next_offset < 0 || part.engine.pending() == 0 {
+                continue;
+            }
+            part.engine.flush(&mut buf);
+            if part.flushes.last() != Some(&part.next_offset) {
+                part.flushes.push(part.next_offset);
+                if part.flushes.len() > MAX_FLUSH_POINTS {
+                    part.flushes.remove(0);
+                }
+            }
+            // Make sure the flush point is committed even if the offset did not move.
+            part.committed = part.committed.min(part.next_offset - 1);
+            self.emit(&mut buf);
+        }
+        self.buf = buf;
+    }
+
+    fn offsets(&self) -> Result<TopicPartitionList, RdError> {
+        let mut tpl = TopicPartitionList::new();
+        for (p, part) in &self.parts {
+            if part.live && part.next_offset >= 0 && part.next_offset > part.committed {
+                tpl.add_partition_offset(&self.topic, *p, Offset::Offset(part.next_offset))?;
+                if let Some(mut el) = tpl.find_partition(&self.topic, *p) {
+                    el.set_metadata(part.meta());
+                }
+            }
+        }
+        Ok(tpl)
+    }
+
+    fn due(&self, interval: Duration, records: usize) -> bool {
+        self.txn_failed
+            || (records > 0 && self.since_commit >= records)
+            || (self.last_commit.elapsed() >= interval && (self.in_txn || self.since_commit > 0))
+    }
+
+    /// Commit alerts, dead letters and offsets in one transaction. On an abortable error the
+    /// transaction is aborted and every partition rebuilt from its committed offset.
+    fn commit<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) -> Result<(), KafkaError> {
+        self.last_commit = Instant::now();
+        self.since_commit = 0;
+        if self.txn_failed {
+            self.abort();
+            return Ok(());
+        }
+        let tpl = self.offsets()?;
+        if tpl.count() == 0 && !self.in_txn {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let result = if self.transactional {
+            self.commit_txn(consumer, &tpl)
+        } else {
+            self.commit_plain(consumer, &tpl)
+        };
+        match result {
+            Ok(()) => {
+                self.metrics
+                    .commit_seconds
+                    .with_label_values(&["committed"])
+                    .observe(started.elapsed().as_secs_f64());
+                self.metrics.transactions.with_label_values(&["committed"]).inc();
+                self.summary.transactions_committed += 1;
+                for el in tpl.elements() {
+                    if let (Some(part), Offset::Offset(o)) = (self.parts.get_mut(&el.partition()), el.offset()) {
+                        part.committed = o;
+                    }
+                }
+                for code in self.txn_rejects.drain(..) {
+                    self.summary.rejected += 1;
+                    *self.summary.rejected_by_reason.entry(code).or_default() += 1;
+                }
+                let alerts = std::mem::take(&mut self.txn_alerts);
+                for a in &alerts {
+                    self.summary.alerts += 1;
+                    *self.summary.alerts_by_rule.entry(a.rule.clone()).or_default() += 1;
+                    if let Some(h) = self.hook.as_mut() {
+                        h(a);
+                    }
+                }
+                debug!(alerts = alerts.len(), partitions = tpl.count(), "transaction committed");
+                Ok(())
+            }
+            Err(e) if e.is_fatal_kafka() => {
+                error!(error = %e, "fatal producer error");
+                Err(e)
+            }
+            Err(e) => {
+                warn!(error = %e, "commit failed: aborting and rebuilding from the committed offsets");
+                self.metrics
+                    .commit_seconds
+                    .with_label_values(&["aborted"])
+                    .observe(started.elapsed().as_secs_f64());
+                self.abort();
+                Ok(())
+            }
+        }
+    }
+
+    fn commit_txn<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+        tpl: &TopicPartitionList,
+    ) -> Result<(), KafkaError> {
+        self.ensure_txn()?;
+        if tpl.count() > 0 {
+            let cgm = consumer
+                .group_metadata()
+                .ok_or_else(|| KafkaError::Other("consumer has no group metadata".into()))?;
+            retry(|| self.producer.send_offsets_to_transaction(tpl, &cgm, self.op_timeout))?;
+        }
+        retry(|| self.producer.commit_transaction(self.op_timeout))?;
+        self.in_txn = false;
+        Ok(())
+    }
+
+    fn commit_plain<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+        tpl: &TopicPartitionList,
+    ) -> Result<(), KafkaError> {
+        self.producer.flush(self.op_timeout)?;
+        if tpl.count() > 0 {
+            consumer.commit(tpl, CommitMode::Sync)?;
+        }
+        Ok(())
+    }
+
+    /// Abort the open transaction; every engine then holds state that was not committed,
+    /// so all partitions are rebuilt from their committed offsets.
+    fn abort(&mut self) {
+        if self.transactional && self.in_txn {
+            if let Err(e) = retry(|| self.producer.abort_transaction(self.op_timeout)) {
+                error!(error = %e, "abort failed");
+                self.fatal = Some(e.into());
+            }
+        }
+        self.in_txn = false;
+        self.txn_failed = false;
+        self.txn_alerts.clear();
+        self.txn_rejects.clear();
+        self.metrics.transactions.with_label_values(&["aborted"]).inc();
+        self.summary.transactions_aborted += 1;
+        self.needs_reset = !self.parts.is_empty();
+    }
+
+    /// Rebuild every assigned partition from its committed offset (after an abort).
+    fn reset<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) -> Result<(), KafkaError> {
+        self.needs_reset = false;
+        let partitions: Vec<i32> = self.parts.keys().copied().collect();
+        if partitions.is_empty() {
+            return Ok(());
+        }
+        let plan = match self.plan(consumer, &partitions) {
+            Ok(plan) => plan,
+            Err(e) => {
+                // Broker unreachable: keep the partitions paused in "needs reset" and retry.
+                warn!(error = %e, "cannot read committed offsets; retrying the reset");
+                self.needs_reset = true;
+                std::thread::sleep(Duration::from_secs(1));
+                return Ok(());
+            }
+        };
+        let mut seek = TopicPartitionList::new();
+        for (p, start, part) in plan {
+            let start = match start {
+                Offset::Invalid => Offset::Beginning,
+                s => s,
+            };
+            seek.add_partition_offset(&self.topic, p, start)?;
+            if let Some(old) = self.parts.insert(p, part) {
+                self.forget_metrics(&old);
+            }
+        }
+        self.update_rebuilding();
+        let failed = match consumer.seek_partitions(seek, self.op_timeout) {
+            Ok(res) => res.elements().iter().any(|el| el.error().is_err()),
+            Err(_) => true,
+        };
+        if failed {
+            warn!("seek failed; retrying the reset");
+            self.needs_reset = true;
+            std::thread::sleep(Duration::from_secs(1));
+            return Ok(());
+        }
+        info!(partitions = ?partitions, "partitions reset to their committed offsets");
+        Ok(())
+    }
+
+    /// Once a second: go-live checks for partitions whose rebuild range is exhausted, gauges.
+    fn tick<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>, lag: bool) {
+        let positions = consumer.position().ok();
+        let mut scratch = Vec::new();
+        for (p, part) in self.parts.iter_mut() {
+            if !part.live {
+                let pos = positions
+                    .as_ref()
+                    .and_then(|t| t.find_partition(&self.topic, *p))
+                    .and_then(|e| e.offset().to_raw())
+                    .unwrap_or(-1);
+                if part.next_offset >= part.live_from || pos >= part.live_from {
+                    Self::go_live(part, &self.metrics, &mut scratch);
+                }
+            }
+            let (rows, bytes) = part.engine.state_size();
+            self.metrics
+                .state_rows
+                .with_label_values(&[&part.label])
+                .set(rows as i64);
+            self.metrics
+                .state_bytes
+                .with_label_values(&[&part.label])
+                .set(bytes as i64);
+            self.metrics
+                .held_records
+                .with_label_values(&[&part.label])
+                .set(part.engine.pending() as i64);
+            let wm = part.engine.watermark_ms();
+            if wm > i64::MIN {
+                self.metrics
+                    .watermark_seconds
+                    .with_label_values(&[&part.label])
+                    .set(wm / 1000);
+            }
+            if lag {
+                if let Ok((_, high)) = consumer.fetch_watermarks(&self.topic, *p, Duration::from_secs(2)) {
+                    let next = part.next_offset.max(0);
+                    self.metrics
+                        .consumer_lag
+                        .with_label_values(&[&part.label])
+                        .set((high - next).max(0));
+                }
+            }
+        }
+        self.update_rebuilding();
+    }
+
+    fn all_live_at_eof(&self) -> bool {
+        !self.parts.is_empty() && self.parts.values().all(|p| p.live && p.eof)
+    }
+}
+
+trait FatalExt {
+    fn is_fatal_kafka(&self) -> bool;
+}
+
+impl FatalExt for KafkaError {
+    fn is_fatal_kafka(&self) -> bool {
+        match self {
+            KafkaError::Kafka(RdError::Transaction(t)) => t.is_fatal(),
+            KafkaError::Other(_) => false,
+            _ => false,
+        }
+    }
+}
+
+/// Retry a transactional call while librdkafka says the error is retriable.
+fn retry<T>(mut f: impl FnMut() -> Result<T, RdError>) -> Result<T, RdError> {
+    let mut attempts = 0;
+    loop {
+        match f() {
+            Err(e) if is_retriable(&e) && attempts < 30 => {
+                attempts += 1;
+                warn!(error = %e, attempts, "retriable transaction error; retrying");
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            Err(e) if requires_abort(&e) => return Err(e),
+            other => return other,
+        }
+    }
+}
+
+/// The consumer's context: rebalance callbacks work on the shared pipeline.
+struct Ctx {
+    pipe: Arc<Mutex<Pipeline>>,
+}
+
+impl Ctx {
+    fn lock(&self) -> MutexGuard<'_, Pipeline> {
+        self.pipe.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl ClientContext for Ctx {
+    fn error(&self, error: RdError, reason: &str) {
+        match error {
+            RdError::Global(RDKafkaErrorCode::PartitionEOF) => debug!(reason, "end of partition"),
+            e => warn!(error = %e, reason, "kafka client error"),
+        }
+    }
+}
+
+impl ConsumerContext for Ctx {
+    fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
+        let mut pipe = self.lock();
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => pipe.on_assign(consumer, tpl),
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => pipe.on_revoke(consumer, tpl),
+            other => {
+                error!(error = ?other, "rebalance error");
+                let all = consumer.assignment().unwrap_or_default();
+                pipe.on_revoke(consumer, &all);
+            }
+        }
+    }
+}
+
+/// The service: build with [`Service::new`], optionally hook alerts, then [`Service::run`].
+pub struct Service {
+    config: Arc<Config>,
+    opts: RunOptions,
+    metrics: Arc<Metrics>,
+    hook: Option<AlertHook>,
+}
+
+fn instance_id(opts: &RunOptions) -> String {
+    if let Some(id) = opts.instance_id.as_ref().filter(|s| !s.is_empty()) {
+        return id.clone();
+    }
+    if let Ok(id) = std::env::var("FUNDWATCH_INSTANCE_ID") {
+        if !id.is_empty() {
+            return id;
+        }
+    }
+    let mut buf = [0u8; 256];
+    // SAFETY: buf is valid for its length; gethostname NUL-terminates on success.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc == 0 {
+        let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+        if let Ok(s) = std::str::from_utf8(&buf[..end]) {
+            if !s.is_empty() {
+                return s.to_owned();
+            }
+        }
+    }
+    format!("pid{}", std::process::id())
+}
+
+fn set_default(cfg: &mut rdkafka::ClientConfig, key: &str, value: &str) {
+    if cfg.get(key).is_none() {
+        cfg.set(key, value);
+    }
+}
+
+impl Service {
+    pub fn new(config: Arc<Config>, opts: RunOptions) -> Service {
+        Service {
+            config,
+            opts,
+            metrics: Arc::new(Metrics::new()),
+            hook: None,
+        }
+    }
+
+    /// Called with every alert once its transaction has committed.
+    pub fn on_alert(mut self, f: impl FnMut(&Alert) + Send + 'static) -> Service {
+        self.hook = Some(Box::new(f));
+        self
+    }
+
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
+    }
+
+    /// Run until `shutdown` (or, in batch mode, until idle).
+    pub fn run(self, shutdown: Shutdown) -> Result<RunSummary, KafkaError> {
+        let started = Instant::now();
+        let kafka = &self.config.kafka;
+        let id = instance_id(&self.opts);
+        let transactional = !self.opts.no_transactions;
+        let tid = format!("{}-{}-{}", kafka.transactional_id_prefix, kafka.group_id, id);
+        let ready = Arc::new(AtomicBool::new(false));
+        let listen = self
+            .opts
+            .listen
+            .clone()
+            .unwrap_or_else(|| self.config.service.listen.clone());
+        let _http = if listen.is_empty() || listen == "off" {
+            None
+        } else {
+            let s = HttpServer::start(&listen, self.metrics.clone(), ready.clone())?;
+            info!(addr = %s.addr, "serving /metrics /healthz /readyz");
+            Some(s)
+        };
+
+        let mut pc = client_config(&kafka.brokers, &kafka.client, Role::Producer)?;
+        if transactional {
+            pc.set("transactional.id", &tid);
+            set_default(&mut pc, "transaction.timeout.ms", "30000");
+        }
+        set_default(&mut pc, "enable.idempotence", "true");
+        set_default(&mut pc, "linger.ms", "5");
+        let producer: ThreadedProducer<DefaultProducerContext> = pc.create()?;
+        let op_timeout = Duration::from_secs(30);
+        if transactional {
+            let deadline = Instant::now() + Duration::from_secs(120);
+            loop {
+                match producer.init_transactions(op_timeout) {
+                    Ok(()) => break,
+                    Err(e) if Instant::now() < deadline && !shutdown.is_triggered() && !requires_abort(&e) => {
+                        warn!(error = %e, "init_transactions failed; retrying");
+                        std::thread::sleep(Duration::from_secs(1));
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            info!(transactional_id = %tid, "transactional producer initialised");
+        }
+
+        let pipe = Arc::new(Mutex::new(Pipeline {
+            config: self.config.clone(),
+            topic: kafka.input_topic.clone(),
+            alert_topic: kafka.alert_topic.clone(),
+            dead_letter_topic: kafka.dead_letter_topic.clone(),
+            producer,
+            transactional,
+            parts: BTreeMap::new(),
+            in_txn: false,
+            txn_failed: false,
+            needs_reset: false,
+            since_commit: 0,
+            last_commit: Instant::now(),
+            txn_alerts: Vec::new(),
+            txn_rejects: Vec::new(),
+            buf: Vec::new(),
+            metrics: self.metrics.clone(),
+            hook: self.hook,
+            fatal: None,
+            summary: RunSummary {
+                instance_id: id.clone(),
+                transactional_id: transactional.then(|| tid.clone()),
+                ..Default::default()
+            },
+            op_timeout,
+        }));
+
+        let mut cc = client_config(&kafka.brokers, &kafka.client, Role::Consumer)?;
+        cc.set("group.id", &kafka.group_id);
+        cc.set("enable.auto.commit", "false");
+        cc.set("enable.auto.offset.store", "false");
+        cc.set("isolation.level", "read_committed");
+        cc.set("enable.partition.eof", "true");
+        set_default(&mut cc, "auto.offset.reset", "earliest");
+        set_default(&mut cc, "session.timeout.ms", "10000");
+        set_default(&mut cc, "heartbeat.interval.ms", "1000");
+        // Static membership (KIP-345): a restarted instance gets its partitions back at once,
+        // without waiting for the session timeout or disturbing the other members.
+        set_default(&mut cc, "group.instance.id", &id);
+        let ctx = Ctx { pipe: pipe.clone() };
+        let consumer: BaseConsumer<Ctx> = cc.create_with_context(ctx)?;
+        consumer.subscribe(&[&kafka.input_topic])?;
+        info!(group = %kafka.group_id, topic = %kafka.input_topic, instance = %id, "consuming");
+
+        let interval = Duration::from_millis(self.config.kafka.commit_interval.ms().max(10) as u64);
+        let idle = self.opts.exit_when_idle();
+        let mut last_msg = Instant::now();
+        let mut first_msg: Option<Instant> = None;
+        let mut last_tick = Instant::now();
+        let mut last_lag = Instant::now() - Duration::from_secs(60);
+        let lock = |p: &Arc<Mutex<Pipeline>>| p.lock().unwrap_or_else(|e| e.into_inner()).fatal.take();
+        let stopped_by;
+        loop {
+            if shutdown.is_triggered() {
+                stopped_by = "shutdown";
+                break;
+            }
+            if let Some(e) = lock(&pipe) {
+                return Err(e);
+            }
+            match consumer.poll(Duration::from_millis(100)) {
+                None => {}
+                Some(Ok(msg)) => {
+                    last_msg = Instant::now();
+                    first_msg.get_or_insert(last_msg);
+                    let mut p = pipe.lock().unwrap_or_else(|e| e.into_inner());
+                    p.handle(&msg);
+                }
+                Some(Err(RdError::PartitionEOF(part))) => {
+                    let mut p = pipe.lock().unwrap_or_else(|e| e.into_inner());
+                    if let Some(st) = p.parts.get_mut(&part) {
+                        st.eof = true;
+                    }
+                }
+                Some(Err(e)) => warn!(error = %e, "consumer error"),
+            }
+            let mut p = pipe.lock().unwrap_or_else(|e| e.into_inner());
+            if p.due(interval, self.opts.commit_records) {
+                p.commit(&consumer)?;
+            }
+            if p.needs_reset {
+                p.reset(&consumer)?;
+            }
+            if last_tick.elapsed() >= Duration::from_secs(1) {
+                let lag = last_lag.elapsed() >= Duration::from_secs(5);
+                if lag {
+                    last_lag = Instant::now();
+                }
+                p.tick(&consumer, lag);
+                last_tick = Instant::now();
+                let is_ready = !p.parts.values().any(|x| !x.live) && consumer.assignment().is_ok();
+                ready.store(is_ready, Ordering::Relaxed);
+                self.metrics.ready.set(is_ready as i64);
+            }
+            if let Some(idle) = idle {
+                if p.all_live_at_eof() && last_msg.elapsed() >= idle && !p.needs_reset {
+                    p.flush_all();
+                    p.commit(&consumer)?;
+                    if !p.needs_reset {
+                        stopped_by = "idle";
+                        break;
+                    }
+                }
+            }
+        }
+        ready.store(false, Ordering::Relaxed);
+        // Final commit within the grace period, then leave the group.
+        {
+            let grace = Duration::from_millis(self.config.service.shutdown_grace.ms().max(1000) as u64);
+            let mut p = pipe.lock().unwrap_or_else(|e| e.into_inner());
+            p.op_timeout = grace;
+            p.commit(&consumer)?;
+            if p.in_txn {
+                p.abort();
+            }
+        }
+        consumer.unsubscribe();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            let _ = consumer.poll(Timeout::After(Duration::from_millis(50)));
+            if pipe.lock().unwrap_or_else(|e| e.into_inner()).parts.is_empty() {
+                break;
+            }
+        }
+        drop(consumer);
+        let mut p = pipe.lock().unwrap_or_else(|e| e.into_inner());
+        let mut summary = std::mem::take(&mut p.summary);
+        summary.seconds = started.elapsed().as_secs_f64();
+        summary.records_per_second =
+            (summary.records_consumed + summary.records_replayed) as f64 / summary.seconds.max(1e-9);
+        summary.stopped_by = stopped_by.to_owned();
+        if let Some(first) = first_msg {
+            summary.busy_seconds = last_msg.duration_since(first).as_secs_f64();
+            summary.busy_records_per_second =
+                (summary.records_consumed + summary.records_replayed) as f64 / summary.busy_seconds.max(1e-9);
+        }
+        info!(?summary, "stopped");
+        Ok(summary)
+    }
+}
+
+/// Run the Kafka service until `shutdown` is triggered (or, with `exit_when_idle_ms`, until
+/// the input is drained).
+pub fn run(config: Arc<Config>, opts: RunOptions, shutdown: Shutdown) -> Result<RunSummary, KafkaError> {
+    Service::new(config, opts).run(shutdown)
+}
