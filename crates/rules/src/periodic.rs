@@ -87,38 +87,6 @@ impl Validate for PeriodicParams {
 }
 
 /// Per-account O(1) follower of the current batch of small outflows.
-#[cfg(test)]
-mod tests {
-    use super::rate_unit;
-
-    #[test]
-    fn finds_the_rate_of_round_principals() {
-        // 1.5% of 10,000 / 20,000 / 50,000: exact multiples of 150.00.
-        let (u, share) = rate_unit(&[15_000, 30_000, 75_000, 15_000, 30_000]).unwrap();
-        assert_eq!((u, share), (15_000, 1.0));
-        // 2.5% of multiples of 500, rounded to whole yuan: 12.50 per 500.
-        let rounded = [
-            7_500, 37_500, 31_300, 5_000, 21_300, 36_300, 16_300, 11_300, 3_800, 66_300, 2_500, 6_300,
-        ];
-        let (u, share) = rate_unit(&rounded).unwrap();
-        assert_eq!(u, 1_250);
-        assert!(share >= 0.99, "{share}");
-        // The analyst's case: multiples of 0.175 yuan, exact.
-        let analyst = [1_750, 3_500, 8_750, 17_500, 5_250];
-        assert!(rate_unit(&analyst).unwrap().1 >= 0.99);
-    }
-
-    #[test]
-    fn varied_salaries_have_no_unit() {
-        let salaries = [
-            852_317, 1_200_045, 467_812, 2_391_077, 733_350, 998_001, 1_534_276, 640_519, 1_107_733, 579_904,
-        ];
-        assert!(rate_unit(&salaries).unwrap().1 < 0.5);
-        let commissions = [3_781, 15_230, 8_412, 22_907, 4_466, 17_001, 9_999, 12_345, 6_780, 2_231];
-        assert!(rate_unit(&commissions).unwrap().1 < 0.8);
-    }
-}
-
 #[derive(Debug, Clone, Copy, Default)]
 pub struct BatchTracker {
     last_ts: i64,
@@ -383,4 +351,36 @@ pub fn evaluate(ctx: &Ctx<'_>, p: &PeriodicParams) -> Option<Hit> {
         evidence: ev,
         episode: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rate_unit;
+
+    #[test]
+    fn finds_the_rate_of_round_principals() {
+        // 1.5% of 10,000 / 20,000 / 50,000: exact multiples of 150.00.
+        let (u, share) = rate_unit(&[15_000, 30_000, 75_000, 15_000, 30_000]).unwrap();
+        assert_eq!((u, share), (15_000, 1.0));
+        // 2.5% of multiples of 500, rounded to whole yuan: 12.50 per 500.
+        let rounded = [
+            7_500, 37_500, 31_300, 5_000, 21_300, 36_300, 16_300, 11_300, 3_800, 66_300, 2_500, 6_300,
+        ];
+        let (u, share) = rate_unit(&rounded).unwrap();
+        assert_eq!(u, 1_250);
+        assert!(share >= 0.99, "{share}");
+        // The analyst's case: multiples of 0.175 yuan, exact.
+        let analyst = [1_750, 3_500, 8_750, 17_500, 5_250];
+        assert!(rate_unit(&analyst).unwrap().1 >= 0.99);
+    }
+
+    #[test]
+    fn varied_salaries_have_no_unit() {
+        let salaries = [
+            852_317, 1_200_045, 467_812, 2_391_077, 733_350, 998_001, 1_534_276, 640_519, 1_107_733, 579_904,
+        ];
+        assert!(rate_unit(&salaries).unwrap().1 < 0.5);
+        let commissions = [3_781, 15_230, 8_412, 22_907, 4_466, 17_001, 9_999, 12_345, 6_780, 2_231];
+        assert!(rate_unit(&commissions).unwrap().1 < 0.8);
+    }
 }
