@@ -180,21 +180,6 @@ pub fn evaluate(ctx: &Ctx<'_>, p: &RapidParams) -> Option<Hit> {
     if (t.amount as f64) * f64::from(p.max_payees_per_cycle) < (min_cycle as f64) * p.min_out_ratio {
         return None;
     }
-    // Necessary condition, checked on the last `max_hold` only: a cycle closing now gathered
-    // at least `min_cycle_amount` of inflow within `max_hold` before this outflow.
-    let hold_start = t.ts_ms - p.max_hold.ms();
-    let recent_in: Fen = ctx
-        .store
-        .rows(ctx.account)
-        .rev()
-        .filter(|r| r.ts_ms <= t.ts_ms)
-        .take_while(|r| r.ts_ms >= hold_start)
-        .filter(|r| r.flags.is_in())
-        .map(|r| r.amount)
-        .sum();
-    if recent_in < min_cycle {
-        return None;
-    }
     let from = t.ts_ms - p.horizon.ms();
     let benign = MemoTags::SALARY | MemoTags::GOODS | MemoTags::CONSUMPTION;
     let mut open: Option<Open> = None;
