@@ -150,6 +150,9 @@ struct Pipeline {
     fatal: Option<KafkaError>,
     summary: RunSummary,
     op_timeout: Duration,
+    /// To re-create the producer after a fatal error.
+    producer_config: rdkafka::ClientConfig,
+    shutdown: Shutdown,
 }
 
 fn horizon_ms(config: &Config) -> i64 {
@@ -283,17 +286,7 @@ impl Pipeline {
             .map(|e| e.partition())
             .collect();
         let mut assign = TopicPartitionList::new();
-        let mut planned = self.plan(consumer, &partitions);
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while let Err(e) = &planned {
-            if Instant::now() >= deadline {
-                break;
-            }
-            warn!(error = %e, "cannot read committed offsets yet; retrying");
-            std::thread::sleep(Duration::from_secs(1));
-            planned = self.plan(consumer, &partitions);
-        }
-        match planned {
+        match self.plan(consumer, &partitions) {
             Ok(plan) => {
                 for (p, start, part) in plan {
                     if let Err(e) = assign.add_partition_offset(&self.topic, p, start) {
@@ -303,8 +296,15 @@ impl Pipeline {
                 }
             }
             Err(e) => {
-                error!(error = %e, "cannot plan assigned partitions");
-                self.fatal = Some(e.into());
+                // Broker unreachable (restarting?): take the partitions now, process nothing
+                // ("needs reset") and plan again from the poll loop until it answers, instead
+                // of blocking in this callback.
+                warn!(error = %e, "cannot plan the assigned partitions yet; retrying from the poll loop");
+                for p in &partitions {
+                    let part = self.new_part(*p);
+                    self.parts.insert(*p, part);
+                }
+                self.needs_reset = true;
                 assign = tpl.clone();
             }
         }
@@ -369,6 +369,52 @@ impl Pipeline {
     fn update_rebuilding(&self) {
         let n = self.parts.values().filter(|p| !p.live).count();
         self.metrics.partitions_rebuilding.set(n as i64);
+    }
+
+    /// After a fatal producer error (fenced, transaction state lost on the broker): a new
+    /// producer with the same transactional id fences the old one and has the broker abort
+    /// its open transaction, so every engine is rebuilt from the committed offsets. Waits
+    /// for the broker as long as it takes (or until shutdown).
+    fn recreate_producer(&mut self) {
+        self.in_txn = false;
+        self.txn_failed = false;
+        self.txn_alerts.clear();
+        self.txn_rejects.clear();
+        self.needs_reset = !self.parts.is_empty();
+        loop {
+            // Replacing drops (destroys) the dead producer first-hand.
+            match self
+                .producer_config
+                .create::<ThreadedProducer<DefaultProducerContext>>()
+            {
+                Ok(p) => self.producer = p,
+                Err(e) => {
+                    self.fatal = Some(e.into());
+                    return;
+                }
+            }
+            if !self.transactional {
+                return;
+            }
+            match init_transactions(&self.producer, self.op_timeout, &self.shutdown, None) {
+                Ok(()) => {
+                    info!("transactional producer re-created");
+                    return;
+                }
+                Err(e) if self.shutdown.is_triggered() => {
+                    self.fatal = Some(e.into());
+                    return;
+                }
+                Err(e) => {
+                    warn!(error = %e, "new producer failed too; re-creating it again");
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+            }
+        }
+    }
+
+    fn producer_fatal(&self) -> bool {
+        self.producer.client().fatal_error().is_some()
     }
 
     fn ensure_txn(&mut self) -> Result<(), RdError> {
@@ -586,6 +632,11 @@ impl Pipeline {
             self.abort();
             return Ok(());
         }
+        if self.needs_reset {
+            // The engines' positions are past an aborted transaction: committing them would
+            // skip its alerts. Nothing is open; the reset re-reads from the committed offsets.
+            return Ok(());
+        }
         let tpl = self.offsets()?;
         if tpl.count() == 0 && !self.in_txn {
             return Ok(());
@@ -624,9 +675,12 @@ impl Pipeline {
                 debug!(alerts = alerts.len(), partitions = tpl.count(), "transaction committed");
                 Ok(())
             }
-            Err(e) if e.is_fatal_kafka() => {
-                error!(error = %e, "fatal producer error");
-                Err(e)
+            Err(e) if e.is_fatal_kafka() || self.producer_fatal() => {
+                error!(error = %e, "fatal producer error: re-creating the producer and rebuilding from the committed offsets");
+                self.metrics.transactions.with_label_values(&["aborted"]).inc();
+                self.summary.transactions_aborted += 1;
+                self.recreate_producer();
+                Ok(())
             }
             Err(e) => {
                 warn!(error = %e, "commit failed: aborting and rebuilding from the committed offsets");
@@ -650,9 +704,11 @@ impl Pipeline {
             let cgm = consumer
                 .group_metadata()
                 .ok_or_else(|| KafkaError::Other("consumer has no group metadata".into()))?;
-            retry(|| self.producer.send_offsets_to_transaction(tpl, &cgm, self.op_timeout))?;
+            retry(self.op_timeout, |t| {
+                self.producer.send_offsets_to_transaction(tpl, &cgm, t)
+            })?;
         }
-        retry(|| self.producer.commit_transaction(self.op_timeout))?;
+        retry(self.op_timeout, |t| self.producer.commit_transaction(t))?;
         self.in_txn = false;
         Ok(())
     }
@@ -672,10 +728,17 @@ impl Pipeline {
     /// Abort the open transaction; every engine then holds state that was not committed,
     /// so all partitions are rebuilt from their committed offsets.
     fn abort(&mut self) {
-        if self.transactional && self.in_txn {
-            if let Err(e) = retry(|| self.producer.abort_transaction(self.op_timeout)) {
-                error!(error = %e, "abort failed");
-                self.fatal = Some(e.into());
+        if self.transactional && (self.in_txn || self.producer_fatal()) {
+            let res = if self.producer_fatal() {
+                Err(None)
+            } else {
+                retry(self.op_timeout, |t| self.producer.abort_transaction(t)).map_err(Some)
+            };
+            if let Err(e) = res {
+                // A producer that cannot abort (fenced, or the broker unreachable for longer
+                // than the timeout) is replaced: the new one's init aborts the transaction.
+                warn!(error = ?e.map(|e| e.to_string()), "abort failed: re-creating the producer");
+                self.recreate_producer();
             }
         }
         self.in_txn = false;
@@ -797,18 +860,46 @@ impl FatalExt for KafkaError {
     }
 }
 
-/// Retry a transactional call while librdkafka says the error is retriable.
-fn retry<T>(mut f: impl FnMut() -> Result<T, RdError>) -> Result<T, RdError> {
+/// Retry a transactional call while librdkafka says the error is retriable, within `budget`
+/// in all (each call gets the time left), so a broker outage cannot block the loop for
+/// longer: the caller then aborts, or re-creates the producer.
+fn retry<T>(budget: Duration, mut f: impl FnMut(Duration) -> Result<T, RdError>) -> Result<T, RdError> {
+    let deadline = Instant::now() + budget;
     let mut attempts = 0;
     loop {
-        match f() {
-            Err(e) if is_retriable(&e) && attempts < 30 => {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match f(left.max(Duration::from_millis(500))) {
+            Err(e) if is_retriable(&e) && Instant::now() + Duration::from_millis(500) < deadline => {
                 attempts += 1;
                 warn!(error = %e, attempts, "retriable transaction error; retrying");
                 std::thread::sleep(Duration::from_millis(500));
             }
-            Err(e) if requires_abort(&e) => return Err(e),
             other => return other,
+        }
+    }
+}
+
+/// `init_transactions`, retried (the broker may be starting, or still aborting a fenced
+/// instance's transaction) until it succeeds, fails fatally, `deadline` passes or shutdown.
+fn init_transactions(
+    producer: &ThreadedProducer<DefaultProducerContext>,
+    timeout: Duration,
+    shutdown: &Shutdown,
+    deadline: Option<Instant>,
+) -> Result<(), RdError> {
+    loop {
+        match producer.init_transactions(timeout) {
+            Ok(()) => return Ok(()),
+            Err(e)
+                if deadline.is_none_or(|d| Instant::now() < d)
+                    && !shutdown.is_triggered()
+                    && !requires_abort(&e)
+                    && producer.client().fatal_error().is_none() =>
+            {
+                warn!(error = %e, "init_transactions failed; retrying");
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            Err(e) => return Err(e),
         }
     }
 }
@@ -937,16 +1028,7 @@ impl Service {
         let op_timeout = Duration::from_secs(30);
         if transactional {
             let deadline = Instant::now() + Duration::from_secs(120);
-            loop {
-                match producer.init_transactions(op_timeout) {
-                    Ok(()) => break,
-                    Err(e) if Instant::now() < deadline && !shutdown.is_triggered() && !requires_abort(&e) => {
-                        warn!(error = %e, "init_transactions failed; retrying");
-                        std::thread::sleep(Duration::from_secs(1));
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-            }
+            init_transactions(&producer, op_timeout, &shutdown, Some(deadline))?;
             info!(transactional_id = %tid, "transactional producer initialised");
         }
 
@@ -975,6 +1057,8 @@ impl Service {
                 ..Default::default()
             },
             op_timeout,
+            producer_config: pc,
+            shutdown: shutdown.clone(),
         }));
 
         let mut cc = client_config(&kafka.brokers, &kafka.client, Role::Consumer)?;
@@ -989,9 +1073,12 @@ impl Service {
         // Static membership (KIP-345): a restarted instance gets its partitions back at once,
         // without waiting for the session timeout or disturbing the other members.
         set_default(&mut cc, "group.instance.id", &id);
-        let ctx = Ctx { pipe: pipe.clone() };
-        let consumer: BaseConsumer<Ctx> = cc.create_with_context(ctx)?;
-        consumer.subscribe(&[&kafka.input_topic])?;
+        let new_consumer = || -> Result<BaseConsumer<Ctx>, KafkaError> {
+            let consumer: BaseConsumer<Ctx> = cc.create_with_context(Ctx { pipe: pipe.clone() })?;
+            consumer.subscribe(&[&kafka.input_topic])?;
+            Ok(consumer)
+        };
+        let mut consumer = new_consumer()?;
         info!(group = %kafka.group_id, topic = %kafka.input_topic, instance = %id, "consuming");
 
         let interval = Duration::from_millis(self.config.kafka.commit_interval.ms().max(10) as u64);
@@ -1002,6 +1089,7 @@ impl Service {
         let mut last_lag = Instant::now() - Duration::from_secs(60);
         let lock = |p: &Arc<Mutex<Pipeline>>| p.lock().unwrap_or_else(|e| e.into_inner()).fatal.take();
         let stopped_by;
+        let mut consumer_fatal = false;
         loop {
             if shutdown.is_triggered() {
                 stopped_by = "shutdown";
@@ -1009,6 +1097,29 @@ impl Service {
             }
             if let Some(e) = lock(&pipe) {
                 return Err(e);
+            }
+            if consumer_fatal {
+                consumer_fatal = false;
+                // A fatal consumer (e.g. a static member fenced after a broker restart, when a
+                // retried JoinGroup replaced its member id) never fetches again: replace it.
+                // Its partitions' uncommitted work is aborted; the new member's assignment
+                // rebuilds them from the committed offsets.
+                let reason = consumer.client().fatal_error().map(|(c, r)| format!("{c:?}: {r}"));
+                error!(reason = ?reason, "consumer failed fatally: re-creating it and rejoining the group");
+                {
+                    let mut p = pipe.lock().unwrap_or_else(|e| e.into_inner());
+                    p.abort();
+                    let parts = std::mem::take(&mut p.parts);
+                    for part in parts.values() {
+                        p.forget_metrics(part);
+                    }
+                    p.needs_reset = false;
+                    p.metrics.partitions_assigned.set(0);
+                    p.update_rebuilding();
+                }
+                drop(consumer);
+                consumer = new_consumer()?;
+                continue;
             }
             match consumer.poll(Duration::from_millis(100)) {
                 None => {}
@@ -1024,7 +1135,10 @@ impl Service {
                         st.eof = true;
                     }
                 }
-                Some(Err(e)) => warn!(error = %e, "consumer error"),
+                Some(Err(e)) => {
+                    warn!(error = %e, "consumer error");
+                    consumer_fatal = matches!(e, RdError::MessageConsumptionFatal(_));
+                }
             }
             let mut p = pipe.lock().unwrap_or_else(|e| e.into_inner());
             if p.due(interval, self.opts.commit_records) {
@@ -1040,6 +1154,7 @@ impl Service {
                 }
                 p.tick(&consumer, lag);
                 last_tick = Instant::now();
+                consumer_fatal |= consumer.client().fatal_error().is_some();
                 let is_ready = !p.parts.values().any(|x| !x.live) && consumer.assignment().is_ok();
                 ready.store(is_ready, Ordering::Relaxed);
                 self.metrics.ready.set(is_ready as i64);
