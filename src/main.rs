@@ -196,7 +196,9 @@ fn run(cmd: Command) -> Result<()> {
             }
             Ok(())
         }
-        Command::Run { config, options } => {
+        Command::Run { config, mut options } => {
+            // The service watches the file it was started with, for live reloads.
+            options.config_path = config.clone();
             let config = load_config(config.as_deref())?;
             let shutdown = fundwatch_kafka::Shutdown::on_signals()?;
             let summary = fundwatch_kafka::run(config, options, shutdown)?;

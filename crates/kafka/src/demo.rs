@@ -86,6 +86,7 @@ pub fn demo(config: &Config, opts: &DemoOptions, shutdown: Shutdown) -> Result<D
         commit_records: 20_000,
         no_transactions: opts.no_transactions,
         listen: Some(opts.listen.clone()),
+        ..Default::default()
     };
     let quiet = opts.quiet;
     let service = Service::new(cfg, run_opts).on_alert(move |a| {

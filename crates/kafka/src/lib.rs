@@ -55,8 +55,10 @@ mod client;
 mod demo;
 mod metrics;
 mod produce;
+mod reload;
 mod service;
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 pub use client::{client_config, expand_env};
@@ -105,10 +107,26 @@ pub struct RunOptions {
     /// Address for /metrics, /healthz, /readyz instead of `service.listen`; "off" disables.
     #[arg(long)]
     pub listen: Option<String>,
+    /// The config file the service was started with (`fundwatch run --config`): re-read when
+    /// its content changes or on SIGHUP, and applied live when valid. None: no reload.
+    #[arg(skip)]
+    pub config_path: Option<PathBuf>,
+    /// How often to check the config file for a change, in ms (default 1000; 0: only on SIGHUP).
+    #[arg(long, value_name = "MS")]
+    pub config_poll_ms: Option<u64>,
 }
 
 impl RunOptions {
     pub fn exit_when_idle(&self) -> Option<Duration> {
         self.exit_when_idle_ms.map(Duration::from_millis)
+    }
+
+    /// Interval of the config file check; None when only SIGHUP reloads.
+    pub fn config_poll(&self) -> Option<Duration> {
+        match self.config_poll_ms {
+            None => Some(reload::DEFAULT_POLL),
+            Some(0) => None,
+            Some(ms) => Some(Duration::from_millis(ms)),
+        }
     }
 }

@@ -32,6 +32,8 @@ pub struct Metrics {
     pub partitions_assigned: IntGauge,
     pub rebalances: IntCounterVec,
     pub ready: IntGauge,
+    pub config_reloads: IntCounterVec,
+    pub config_info: IntGaugeVec,
 }
 
 fn reg<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, m: T) -> T {
@@ -156,6 +158,16 @@ impl Metrics {
             ready: reg(
                 &r,
                 IntGauge::new("fundwatch_ready", "1 when every assigned partition is live").expect("valid metric"),
+            ),
+            config_reloads: cv(
+                "fundwatch_config_reloads_total",
+                "Config re-reads (file change or SIGHUP), by result: applied, refused (invalid, or a setting that needs a restart), unchanged",
+                &["result"],
+            ),
+            config_info: gv(
+                "fundwatch_config_info",
+                "1 for the config_version the service runs (stamped on its alerts)",
+                &["config_version"],
             ),
             registry: r,
         }

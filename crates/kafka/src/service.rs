@@ -20,6 +20,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::client::{client_config, Role};
 use crate::metrics::{HttpServer, Metrics};
+use crate::reload::{evaluate, ConfigWatcher, Verdict};
 use crate::{KafkaError, RunOptions};
 
 /// Set to stop the service: it stops consuming, commits the open transaction within
@@ -76,6 +77,10 @@ pub struct RunSummary {
     pub busy_records_per_second: f64,
     /// Why it stopped: "idle" (batch mode) or "shutdown".
     pub stopped_by: String,
+    /// The config_version running at the end (stamped on the alerts).
+    pub config_version: String,
+    /// Config reloads by result (applied, refused, unchanged).
+    pub config_reloads: BTreeMap<String, u64>,
 }
 
 /// Stored with each committed offset (the offset-commit metadata string).
@@ -411,6 +416,47 @@ impl Pipeline {
                 }
             }
         }
+    }
+
+    /// Re-read the config file (change seen, or SIGHUP) and apply it if valid. Applying keeps
+    /// exactly-once: the open transaction is committed (everything before the position is then
+    /// committed under the old config), and every partition is rebuilt under the new config
+    /// from its committed offset exactly as on assignment (horizon replay with emit off, live
+    /// at the position). Its state is then what the new config would have built, which is also
+    /// what a crash right after would rebuild, and its alerts carry the new config_version.
+    fn reload<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+        path: &std::path::Path,
+        why: &str,
+    ) -> Result<(), KafkaError> {
+        let result = match evaluate(&self.config, path) {
+            Verdict::Refused(reason) => {
+                warn!(path = %path.display(), trigger = why, config_version = %fundwatch_engine::config_version(&self.config), "config reload refused, keeping the running config: {reason}");
+                "refused"
+            }
+            Verdict::Unchanged => {
+                info!(path = %path.display(), trigger = why, "config re-read: unchanged");
+                "unchanged"
+            }
+            Verdict::Apply(new) => {
+                let old_version = fundwatch_engine::config_version(&self.config);
+                let new_version = fundwatch_engine::config_version(&new);
+                if old_version == new_version {
+                    warn!(config_version = %new_version, "the config changed but its `version` did not: alerts before and after the reload carry the same config_version");
+                }
+                self.commit(consumer)?;
+                self.config = Arc::new(*new);
+                self.needs_reset = !self.parts.is_empty();
+                let _ = self.metrics.config_info.remove_label_values(&[&old_version]);
+                self.metrics.config_info.with_label_values(&[&new_version]).set(1);
+                info!(path = %path.display(), trigger = why, from = %old_version, to = %new_version, "config reloaded: rebuilding every partition under it");
+                "applied"
+            }
+        };
+        self.metrics.config_reloads.with_label_values(&[result]).inc();
+        *self.summary.config_reloads.entry(result.to_owned()).or_default() += 1;
+        Ok(())
     }
 
     fn producer_fatal(&self) -> bool {
@@ -1081,7 +1127,16 @@ impl Service {
         let mut consumer = new_consumer()?;
         info!(group = %kafka.group_id, topic = %kafka.input_topic, instance = %id, "consuming");
 
-        let interval = Duration::from_millis(self.config.kafka.commit_interval.ms().max(10) as u64);
+        self.metrics
+            .config_info
+            .with_label_values(&[&fundwatch_engine::config_version(&self.config)])
+            .set(1);
+        let mut watcher = match &self.opts.config_path {
+            Some(path) => Some(ConfigWatcher::new(path.clone(), self.opts.config_poll())?),
+            None => None,
+        };
+        let commit_interval = |c: &Config| Duration::from_millis(c.kafka.commit_interval.ms().max(10) as u64);
+        let mut interval = commit_interval(&self.config);
         let idle = self.opts.exit_when_idle();
         let mut last_msg = Instant::now();
         let mut first_msg: Option<Instant> = None;
@@ -1144,6 +1199,11 @@ impl Service {
             if p.due(interval, self.opts.commit_records) {
                 p.commit(&consumer)?;
             }
+            if let Some(why) = watcher.as_mut().and_then(|w| w.due()) {
+                let path = watcher.as_ref().map(|w| w.path().to_owned()).unwrap_or_default();
+                p.reload(&consumer, &path, why)?;
+                interval = commit_interval(&p.config);
+            }
             if p.needs_reset {
                 p.reset(&consumer)?;
             }
@@ -1173,7 +1233,7 @@ impl Service {
         ready.store(false, Ordering::Relaxed);
         // Final commit within the grace period, then leave the group.
         {
-            let grace = Duration::from_millis(self.config.service.shutdown_grace.ms().max(1000) as u64);
+            let grace = Duration::from_millis(p_grace(&pipe));
             let mut p = pipe.lock().unwrap_or_else(|e| e.into_inner());
             p.op_timeout = grace;
             p.commit(&consumer)?;
@@ -1196,6 +1256,7 @@ impl Service {
         summary.records_per_second =
             (summary.records_consumed + summary.records_replayed) as f64 / summary.seconds.max(1e-9);
         summary.stopped_by = stopped_by.to_owned();
+        summary.config_version = fundwatch_engine::config_version(&p.config);
         if let Some(first) = first_msg {
             summary.busy_seconds = last_msg.duration_since(first).as_secs_f64();
             summary.busy_records_per_second =
@@ -1204,6 +1265,11 @@ impl Service {
         info!(?summary, "stopped");
         Ok(summary)
     }
+}
+
+fn p_grace(pipe: &Mutex<Pipeline>) -> u64 {
+    let p = pipe.lock().unwrap_or_else(|e| e.into_inner());
+    p.config.service.shutdown_grace.ms().max(1000) as u64
 }
 
 /// Run the Kafka service until `shutdown` is triggered (or, with `exit_when_idle_ms`, until

@@ -95,8 +95,9 @@ fn main() {
         };
         fundwatch_kafka::produce(&config, &opts).map(|s| serde_json::to_string(&s).unwrap_or_default())
     } else {
-        fundwatch_kafka::run(Arc::new(config), args.run, shutdown)
-            .map(|s| serde_json::to_string(&s).unwrap_or_default())
+        let mut opts = args.run;
+        opts.config_path = args.config.clone();
+        fundwatch_kafka::run(Arc::new(config), opts, shutdown).map(|s| serde_json::to_string(&s).unwrap_or_default())
     };
     match result {
         Ok(json) => println!("{json}"),

@@ -169,6 +169,18 @@ pub fn replay_with_dead(
     fundwatch_replay::ReplaySummary,
     Vec<(String, String)>,
 ) {
+    replay_with_config(input, Config::default())
+}
+
+/// [`replay_with_dead`] under `config`.
+pub fn replay_with_config(
+    input: &Path,
+    config: Config,
+) -> (
+    BTreeMap<String, Alert>,
+    fundwatch_replay::ReplaySummary,
+    Vec<(String, String)>,
+) {
     let alerts = std::env::temp_dir().join(format!("{}.jsonl", unique("replay")));
     let dead = std::env::temp_dir().join(format!("{}.jsonl", unique("replay-dead")));
     let opts = fundwatch_replay::ReplayOptions {
@@ -176,7 +188,7 @@ pub fn replay_with_dead(
         alerts: alerts.clone(),
         dead_letter: Some(dead.clone()),
         near_misses: None,
-        config: Arc::new(Config::default()),
+        config: Arc::new(config),
         progress: false,
         clock: Clock::Fixed(0),
     };
