@@ -127,7 +127,7 @@ for ((rep = 1; rep <= reps; rep++)); do
     exit 1
   }
   jq -r --argjson bare "$bare" --argjson bn "$(jq .records <<<"$bare_json")" --argjson rep "$rep" '
-    "   run \($rep): bare \($bare|round) records/s (\($bn) records)  |  service busy \(.busy_records_per_second|round) records/s (\(.busy_seconds*100|round/100) s) = \(100*.busy_records_per_second/$bare|round)% of bare  |  total \(.records_per_second|round) records/s (\(.seconds*100|round/100) s) = \(100*.records_per_second/$bare|round)% of bare  |  \(.records_consumed) records, \(.alerts) alerts, \(.rejected) rejected, \(.transactions_committed) transactions"' \
+    "   run \($rep): bare \($bare|round) records/s (\($bn) records)  |  service busy \(.busy_records_per_second|round) records/s (\(.busy_seconds*100|round/100) s) = \(100*.busy_records_per_second/$bare|round)% of bare  |  total \(.records_per_second|round) records/s (\(.seconds*100|round/100) s) = \(100*.records_per_second/$bare|round)% of bare  |  \(.records_consumed) records, \(.alerts) alerts, \(.rejected) rejected, \(.transactions_committed) transactions (\(.commit_seconds*1000|round) ms committing)"' \
     "$work/run.json"
 done
 

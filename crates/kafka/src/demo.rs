@@ -83,7 +83,7 @@ pub fn demo(config: &Config, opts: &DemoOptions, shutdown: Shutdown) -> Result<D
     let run_opts = RunOptions {
         instance_id: Some("demo".into()),
         exit_when_idle_ms: Some(2_000),
-        commit_records: 20_000,
+        commit_records: 200_000,
         no_transactions: opts.no_transactions,
         listen: Some(opts.listen.clone()),
         ..Default::default()

@@ -6,7 +6,14 @@
 //! One consumer-group member reads `kafka.input_topic` on a dedicated blocking thread
 //! ([`Service::run`]). Every assigned partition gets its own [`fundwatch_engine::Engine`]:
 //! the record key is the account, so an account lives in exactly one partition and the
-//! engine sees its records in partition order. Alerts (key = account, value = the spec's
+//! engine sees its records in partition order. Records are taken from the consumer in batches
+//! (what it has queued, up to 4096); a batch's partitions are decoded and run through their
+//! engines in parallel on `--threads` threads (a partition's records in offset order on one
+//! thread), then the polling thread sends their alerts and dead letters, partition by
+//! partition in record order. Batches are joined before anything else happens (commit,
+//! rebalance callback, reset, reload), and records polled before a rebalance callback are
+//! dropped, so every step below sees records wholly processed or not at all, exactly as if
+//! they were processed one at a time. Alerts (key = account, value = the spec's
 //! alert JSON) go to `kafka.alert_topic`, rejected records (original bytes, reason in
 //! headers) to `kafka.dead_letter_topic`, and the consumed offsets are committed, all in one
 //! producer transaction every `kafka.commit_interval` (or every `--commit-records`).
@@ -20,9 +27,9 @@
 //! the largest Kafka timestamp and event time seen below C and the offsets where the engine
 //! was flushed (drain mode only).
 //! 1. Everything the engine emitted while processing records `< C` was produced in T or an
-//!    earlier committed transaction (records are processed synchronously on the polling
-//!    thread; a transaction commits the positions reached *after* their records' alerts
-//!    were sent). Nothing emitted for records `>= C` is in a committed transaction.
+//!    earlier committed transaction (a batch is processed, and its alerts sent, before the
+//!    polling thread does anything else; a transaction commits the positions reached
+//!    *after* their records' alerts were sent). Nothing emitted for records `>= C` is in a committed transaction.
 //! 2. Records still held in the engine's reorder buffer at C were consumed but their alerts
 //!    not yet emitted. We deliberately do NOT commit "the oldest held offset": we commit the
 //!    consumed position C and rebuild. The engine decides `emit` at *release* time, not at
@@ -97,8 +104,14 @@ pub struct RunOptions {
     #[arg(long, value_name = "MS")]
     pub exit_when_idle_ms: Option<u64>,
     /// Also commit after this many records, whatever `commit_interval` says (0 = never by count).
-    #[arg(long, default_value_t = 20_000)]
+    /// Bounds a transaction's size on a fast stream; not lower, as back-to-back transactions
+    /// measured ~85 ms per commit against ~30 ms for ones `commit_interval` apart.
+    #[arg(long, default_value_t = 200_000)]
     pub commit_records: usize,
+    /// Threads that decode records and run the partitions' engines (default: the number of
+    /// CPUs, at most 8; 1 = everything on the polling thread).
+    #[arg(long)]
+    pub threads: Option<usize>,
     /// At-least-once instead of exactly-once: no producer transaction; offsets are
     /// committed by the consumer after the producer flushed. For brokers without
     /// transaction support.

@@ -118,6 +118,11 @@ fn bare_consume(config: &Config, topic: &str) -> Result<String, fundwatch_kafka:
         .set("enable.partition.eof", "true")
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
+        // The service reads read_committed; the baseline may too (default: the client's default).
+        .set(
+            "isolation.level",
+            std::env::var("FUNDWATCH_BARE_ISOLATION").unwrap_or_else(|_| "read_uncommitted".into()),
+        )
         .create()?;
     c.subscribe(&[topic])?;
     let mut n = 0u64;
