@@ -66,6 +66,38 @@ enum Command {
         #[arg(long)]
         fixed_detected_at: Option<String>,
     },
+    /// What a config would raise on a recorded stream, before deploying it: alerts per rule,
+    /// region, segment and day; with --labels precision/recall/F1; with --against, what
+    /// changes between two configs; with --sweep, the figures at every value of one or two
+    /// thresholds (the stream is decoded once). Writes an HTML report and every table as
+    /// CSV, Parquet and JSON.
+    Backtest {
+        /// Recorded stream: .jsonl / .ndjson, .csv or .parquet.
+        #[arg(long)]
+        input: PathBuf,
+        /// Config A (TOML); built-in defaults when omitted. With --sweep: the base config.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Config B: report the alerts only A raises, only B raises, and both.
+        #[arg(long, conflicts_with = "sweep")]
+        against: Option<PathBuf>,
+        /// Labels (JSON Lines, as `generate` writes): adds precision, recall and F1.
+        #[arg(long)]
+        labels: Option<PathBuf>,
+        /// RULE.PARAM=FROM:TO:STEP or RULE.PARAM=V1,V2,… (values written as in the config file:
+        /// 8, 0.85, 12h, 5000.00). Give it twice for a two-parameter grid.
+        #[arg(long, value_name = "RULE.PARAM=FROM:TO:STEP")]
+        sweep: Vec<String>,
+        /// Directory for report.html and tables/ (CSV, Parquet, JSON).
+        #[arg(long, default_value = "fundwatch-report")]
+        out: PathBuf,
+        /// Threads for sweep points (default: all cores).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Also write config A's alerts (or, with --sweep, the base config's) as JSON Lines.
+        #[arg(long)]
+        alerts: Option<PathBuf>,
+    },
     /// The Kafka service: consume transactions, detect, produce alerts and dead letters with
     /// exactly-once transactions; serves /metrics, /healthz and /readyz.
     Run {
@@ -196,6 +228,25 @@ fn run(cmd: Command) -> Result<()> {
             }
             Ok(())
         }
+        Command::Backtest {
+            input,
+            config,
+            against,
+            labels,
+            sweep,
+            out,
+            threads,
+            alerts,
+        } => backtest(BacktestArgs {
+            input,
+            config,
+            against,
+            labels,
+            sweep,
+            out,
+            threads,
+            alerts,
+        }),
         Command::Run { config, mut options } => {
             // The service watches the file it was started with, for live reloads.
             options.config_path = config.clone();
@@ -289,4 +340,188 @@ fn read_alerts(path: &Path) -> Result<Vec<Alert>> {
         );
     }
     Ok(out)
+}
+
+struct BacktestArgs {
+    input: PathBuf,
+    config: Option<PathBuf>,
+    against: Option<PathBuf>,
+    labels: Option<PathBuf>,
+    sweep: Vec<String>,
+    out: PathBuf,
+    threads: Option<usize>,
+    alerts: Option<PathBuf>,
+}
+
+fn write_alerts(path: &Path, alerts: &[Alert]) -> Result<()> {
+    let mut w = BufWriter::new(File::create(path).with_context(|| format!("cannot write {}", path.display()))?);
+    for a in alerts {
+        serde_json::to_writer(&mut w, a)?;
+        w.write_all(b"\n")?;
+    }
+    w.flush()?;
+    Ok(())
+}
+
+fn describe(path: &Option<PathBuf>) -> String {
+    path.as_ref()
+        .map_or_else(|| "built-in defaults".to_owned(), |p| p.display().to_string())
+}
+
+fn backtest(args: BacktestArgs) -> Result<()> {
+    use fundwatch_backtest as bt;
+    let config_a = load_config(args.config.as_deref())?;
+    let config_b = args.against.as_deref().map(|p| load_config(Some(p))).transpose()?;
+    let labels = match &args.labels {
+        Some(p) => Some(fundwatch_generate::labels::Labels::read(BufReader::new(
+            File::open(p).with_context(|| format!("cannot open {}", p.display()))?,
+        ))?),
+        None => None,
+    };
+    // Parse sweeps before the (possibly long) decode, so a typo fails at once.
+    let axes = args
+        .sweep
+        .iter()
+        .map(|s| bt::SweepAxis::parse(s, &config_a))
+        .collect::<Result<Vec<_>, _>>()?;
+    let stream = bt::DecodedStream::load(&args.input)?;
+    let now = chrono_now_ms();
+    let clock = Clock::Fixed(now);
+    let meta = fundwatch_report::Meta {
+        input: stream.input.clone(),
+        records_read: stream.records_read,
+        accepted: stream.len() as u64,
+        rejected: stream.rejected(),
+        decode_seconds: stream.decode_seconds,
+        config_a: describe(&args.config),
+        config_b: args.against.as_ref().map(|p| p.display().to_string()),
+        labels: args.labels.as_ref().map(|p| p.display().to_string()),
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        generated_at: fundwatch_record::format_rfc3339_ms(now),
+    };
+    println!(
+        "stream {}: {} records ({} rejected), decoded once in {:.2} s, {:.0} MiB in memory",
+        meta.input,
+        meta.records_read,
+        meta.rejected,
+        meta.decode_seconds,
+        stream.heap_bytes() as f64 / (1024.0 * 1024.0)
+    );
+    let mut stdout = std::io::stdout().lock();
+    if axes.is_empty() {
+        let result = bt::backtest(&stream, config_a, config_b, labels.as_ref(), clock);
+        let mut line = |name: &str, run: &bt::RunOutput, eval: Option<&fundwatch_generate::labels::Evaluation>| {
+            let (n, acc) = (run.alerts_by_rule(), run.accounts_by_rule());
+            let _ = writeln!(
+                stdout,
+                "\nconfig {name} ({}): {} alerts in {:.2} s",
+                run.config_version,
+                run.alerts.len(),
+                run.seconds
+            );
+            let _ = writeln!(
+                stdout,
+                "  {:<28} {:>8} {:>9} {:>9} {:>7} {:>6}",
+                "rule", "alerts", "accounts", "precision", "recall", "F1"
+            );
+            for (rule, k) in &n {
+                let sc = eval.and_then(|e| e.rule(rule));
+                let num = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.3}"));
+                let _ = writeln!(
+                    stdout,
+                    "  {rule:<28} {k:>8} {:>9} {:>9} {:>7} {:>6}",
+                    acc.get(rule).copied().unwrap_or(0),
+                    num(sc.map(|s| s.precision)),
+                    num(sc.map(|s| s.recall)),
+                    num(sc.map(|s| s.f1))
+                );
+            }
+        };
+        line("A", &result.a, result.eval_a.as_ref());
+        if let Some(b) = &result.b {
+            line("B", b, result.eval_b.as_ref());
+        }
+        if let Some(d) = &result.diff {
+            writeln!(stdout, "\nA against B (same rule, account and triggering record):")?;
+            writeln!(
+                stdout,
+                "  {:<28} {:>8} {:>8} {:>8}   accounts: {:>6} {:>6} {:>6}",
+                "rule", "only A", "only B", "both", "only A", "only B", "both"
+            )?;
+            for c in &d.by_rule {
+                writeln!(
+                    stdout,
+                    "  {:<28} {:>8} {:>8} {:>8}             {:>6} {:>6} {:>6}",
+                    c.rule, c.only_a, c.only_b, c.both, c.accounts_only_a, c.accounts_only_b, c.accounts_both
+                )?;
+            }
+        }
+        if let Some(p) = &args.alerts {
+            write_alerts(p, &result.a.alerts)?;
+        }
+        let written = fundwatch_report::backtest_report(&result, &meta, &args.out)?;
+        writeln!(
+            stdout,
+            "\nreport: {} ({} table files in {})",
+            written.html.display(),
+            written.tables.len(),
+            args.out.join("tables").display()
+        )?;
+    } else {
+        let threads = args.threads.unwrap_or_else(bt::default_threads);
+        let result = bt::sweep(&stream, config_a, axes, labels.as_ref(), threads, clock)?;
+        let labelled = labels.is_some();
+        writeln!(
+            stdout,
+            "\nsweep of {} points on {} threads in {:.2} s (base run {:.2} s; points re-run only {})",
+            result.points.len(),
+            result.threads,
+            result.seconds,
+            result.base.seconds,
+            result
+                .affected
+                .iter()
+                .map(|r| r.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )?;
+        for pt in &result.points {
+            for r in &result.affected {
+                let rule = r.as_str();
+                let mut row = format!(
+                    "  {:<60} {rule:<28} alerts {:>6}  accounts {:>6}",
+                    pt.settings.to_string(),
+                    pt.alerts_by_rule.get(rule).copied().unwrap_or(0),
+                    pt.accounts_by_rule.get(rule).copied().unwrap_or(0)
+                );
+                if labelled {
+                    if let Some(sc) = pt.evaluation.as_ref().and_then(|e| e.rule(rule)) {
+                        row.push_str(&format!(
+                            "  precision {:.3}  recall {:.3}  F1 {:.3}",
+                            sc.precision, sc.recall, sc.f1
+                        ));
+                    }
+                }
+                writeln!(stdout, "{row}")?;
+            }
+        }
+        if let Some(p) = &args.alerts {
+            write_alerts(p, &result.base.alerts)?;
+        }
+        let written = fundwatch_report::sweep_report(&result, &meta, &args.out)?;
+        writeln!(
+            stdout,
+            "\nreport: {} ({} table files in {})",
+            written.html.display(),
+            written.tables.len(),
+            args.out.join("tables").display()
+        )?;
+    }
+    Ok(())
+}
+
+fn chrono_now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }

@@ -1,0 +1,358 @@
+//! Backtests, config comparisons and threshold sweeps: the engine `replay` uses, driven over
+//! a stream decoded once ([`DecodedStream`]).
+//!
+//! Owns what a branch office asks before deploying a threshold change: what would config A
+//! raise on this stream, what would B raise instead ([`diff`]), and how do the alerts (and,
+//! with labels, precision and recall) move as one or two thresholds vary ([`sweep`]).
+//! Tables, plots and files are the `report` crate's job.
+//!
+//! Why a sweep is cheap: rules do not share state, so a point only needs the rules its
+//! parameters can affect ([`SweepAxis::affects`]); the others' alerts come from one run at
+//! the base config. Points run on all cores, each over the same in-memory stream.
+
+pub mod stream;
+pub mod sweep;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use fundwatch_engine::{config_version, Alert, Clock, Engine, EngineStats};
+use fundwatch_generate::labels::{Evaluation, Labels};
+use fundwatch_rules::{Config, RuleId};
+use serde::Serialize;
+
+pub use stream::DecodedStream;
+pub use sweep::{apply, AxisValue, Kind, Settings, SweepAxis, SweepError};
+
+/// One engine run over a decoded stream.
+#[derive(Debug, Clone)]
+pub struct RunOutput {
+    pub config_version: String,
+    /// In the order the engine raised them.
+    pub alerts: Vec<Alert>,
+    pub stats: EngineStats,
+    pub seconds: f64,
+}
+
+impl RunOutput {
+    /// Alerts per rule id, every rule listed.
+    pub fn alerts_by_rule(&self) -> BTreeMap<String, u64> {
+        count_by_rule(&self.alerts, |_| true).0
+    }
+
+    /// Distinct accounts with an alert, per rule id.
+    pub fn accounts_by_rule(&self) -> BTreeMap<String, u64> {
+        count_by_rule(&self.alerts, |_| true).1
+    }
+}
+
+fn count_by_rule(alerts: &[Alert], keep: impl Fn(&Alert) -> bool) -> (BTreeMap<String, u64>, BTreeMap<String, u64>) {
+    let mut n: BTreeMap<String, u64> = RuleId::ALL.iter().map(|r| (r.as_str().to_owned(), 0)).collect();
+    let mut acc: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for a in alerts.iter().filter(|a| keep(a)) {
+        *n.entry(a.rule.clone()).or_default() += 1;
+        acc.entry(a.rule.as_str()).or_default().insert(a.account.as_str());
+    }
+    let accounts = n
+        .keys()
+        .map(|r| (r.clone(), acc.get(r.as_str()).map_or(0, |s| s.len() as u64)))
+        .collect();
+    (n, accounts)
+}
+
+/// Run the engine over the whole stream (then flush), as `replay` does.
+pub fn run(stream: &DecodedStream, config: Arc<Config>, clock: Clock) -> RunOutput {
+    let start = Instant::now();
+    let mut engine = Engine::new(config);
+    engine.set_clock(clock);
+    let mut alerts = Vec::new();
+    stream.for_each(|tx| engine.process(tx, &mut alerts));
+    engine.flush(&mut alerts);
+    RunOutput {
+        config_version: engine.config_version().to_owned(),
+        alerts,
+        stats: engine.stats().clone(),
+        seconds: start.elapsed().as_secs_f64(),
+    }
+}
+
+/// What identifies "the same alert" under two configs: the rule, the account and the record
+/// that completed the pattern (`alert_id` also hashes the config version, so it always differs).
+pub type AlertKey = (String, String, String);
+
+pub fn key(a: &Alert) -> AlertKey {
+    (a.rule.clone(), a.account.clone(), a.triggered_by.clone())
+}
+
+/// Per-rule counts of a comparison.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct DiffCounts {
+    pub rule: String,
+    pub only_a: u64,
+    pub only_b: u64,
+    pub both: u64,
+    pub accounts_only_a: u64,
+    pub accounts_only_b: u64,
+    pub accounts_both: u64,
+}
+
+/// Alerts config A raises that B does not, and the reverse.
+#[derive(Debug, Clone, Default)]
+pub struct Diff {
+    pub by_rule: Vec<DiffCounts>,
+    pub only_a: Vec<Alert>,
+    pub only_b: Vec<Alert>,
+}
+
+impl Diff {
+    pub fn is_empty(&self) -> bool {
+        self.only_a.is_empty() && self.only_b.is_empty()
+    }
+}
+
+/// Compare two runs alert by alert ([`key`]) and account by account.
+pub fn diff(a: &[Alert], b: &[Alert]) -> Diff {
+    let ka: BTreeSet<AlertKey> = a.iter().map(key).collect();
+    let kb: BTreeSet<AlertKey> = b.iter().map(key).collect();
+    let only_a: Vec<Alert> = a.iter().filter(|x| !kb.contains(&key(x))).cloned().collect();
+    let only_b: Vec<Alert> = b.iter().filter(|x| !ka.contains(&key(x))).cloned().collect();
+    let accounts = |v: &[Alert], rule: &str| -> BTreeSet<String> {
+        v.iter().filter(|x| x.rule == rule).map(|x| x.account.clone()).collect()
+    };
+    let by_rule = RuleId::ALL
+        .iter()
+        .map(|r| {
+            let rule = r.as_str();
+            let count = |v: &[Alert]| v.iter().filter(|x| x.rule == rule).count() as u64;
+            let (aa, ab) = (accounts(a, rule), accounts(b, rule));
+            DiffCounts {
+                rule: rule.to_owned(),
+                only_a: count(&only_a),
+                only_b: count(&only_b),
+                both: ka.iter().filter(|k| k.0 == rule && kb.contains(*k)).count() as u64,
+                accounts_only_a: aa.difference(&ab).count() as u64,
+                accounts_only_b: ab.difference(&aa).count() as u64,
+                accounts_both: aa.intersection(&ab).count() as u64,
+            }
+        })
+        .collect();
+    Diff {
+        by_rule,
+        only_a,
+        only_b,
+    }
+}
+
+/// Account-level precision, recall and F1 of a run's alerts.
+pub fn evaluate(labels: &Labels, alerts: &[Alert]) -> Evaluation {
+    labels.evaluate(alerts.iter().map(|a| (a.rule.as_str(), a.account.as_str())))
+}
+
+/// A backtest of config A, optionally against config B.
+pub struct Backtest {
+    pub a: RunOutput,
+    pub b: Option<RunOutput>,
+    pub diff: Option<Diff>,
+    pub eval_a: Option<Evaluation>,
+    pub eval_b: Option<Evaluation>,
+}
+
+/// Run A (and B, on a second core) over the stream.
+pub fn backtest(
+    stream: &DecodedStream,
+    a: Arc<Config>,
+    b: Option<Arc<Config>>,
+    labels: Option<&Labels>,
+    clock: Clock,
+) -> Backtest {
+    let (ra, rb) = std::thread::scope(|s| {
+        let hb = b.map(|b| s.spawn(move || run(stream, b, clock)));
+        let ra = run(stream, a, clock);
+        // A panic in the engine is a bug; surface it rather than report half a comparison.
+        let rb = hb.map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
+        (ra, rb)
+    });
+    let diff = rb.as_ref().map(|rb| diff(&ra.alerts, &rb.alerts));
+    Backtest {
+        eval_a: labels.map(|l| evaluate(l, &ra.alerts)),
+        eval_b: labels.and_then(|l| rb.as_ref().map(|rb| evaluate(l, &rb.alerts))),
+        a: ra,
+        b: rb,
+        diff,
+    }
+}
+
+/// One point of a sweep: the figures a full backtest at these values gives.
+#[derive(Debug, Clone)]
+pub struct SweepPoint {
+    pub settings: Settings,
+    /// `config_version` a deployment of this config would stamp on its alerts.
+    pub config_version: String,
+    /// Every rule: affected rules from this point's run, the others from the base run.
+    pub alerts_by_rule: BTreeMap<String, u64>,
+    pub accounts_by_rule: BTreeMap<String, u64>,
+    /// With labels, every rule.
+    pub evaluation: Option<Evaluation>,
+    /// The affected rules' alerts at this point (ids as a deployment of it would give).
+    pub alerts: Vec<Alert>,
+    pub seconds: f64,
+}
+
+/// A finished sweep.
+pub struct Sweep {
+    pub axes: Vec<SweepAxis>,
+    /// Rules re-evaluated at every point.
+    pub affected: Vec<RuleId>,
+    /// The base config's full run.
+    pub base: RunOutput,
+    pub base_evaluation: Option<Evaluation>,
+    /// Grid order: the first axis varies slowest.
+    pub points: Vec<SweepPoint>,
+    pub threads: usize,
+    pub seconds: f64,
+}
+
+/// The grid of settings for one or two axes.
+pub fn grid(axes: &[SweepAxis]) -> Vec<Settings> {
+    let mut out = vec![Settings(Vec::new())];
+    for axis in axes {
+        out = out
+            .into_iter()
+            .flat_map(|s| {
+                axis.values.iter().map(move |v| {
+                    let mut next = s.0.clone();
+                    next.push((axis.path.clone(), v.clone()));
+                    Settings(next)
+                })
+            })
+            .collect();
+    }
+    out
+}
+
+/// Evaluate the stream at every point of the grid of `axes` around `base`.
+///
+/// Every point's config is validated first (an invalid value stops the sweep before any
+/// work, naming the value and the field's allowed range).
+pub fn sweep(
+    stream: &DecodedStream,
+    base: Arc<Config>,
+    axes: Vec<SweepAxis>,
+    labels: Option<&Labels>,
+    threads: usize,
+    clock: Clock,
+) -> Result<Sweep, SweepError> {
+    let start = Instant::now();
+    match axes.len() {
+        1 | 2 => {}
+        n => return Err(SweepError::TooManyAxes(n)),
+    }
+    if axes.len() == 2 && axes[0].path == axes[1].path {
+        return Err(SweepError::Repeated(axes[0].path.clone()));
+    }
+    let mut affected: Vec<RuleId> = axes.iter().flat_map(|a| a.affects()).collect();
+    affected.sort();
+    affected.dedup();
+    let settings = grid(&axes);
+    // (full config, isolated config) per point: the isolated one runs only the affected
+    // rules but carries the full config's version, so its alerts are the ones a deployment
+    // of the full config would raise, ids included.
+    let mut configs = Vec::with_capacity(settings.len());
+    for s in &settings {
+        let full = apply(&base, s)?;
+        let version = config_version(&full);
+        let mut iso = full;
+        iso.version = version.clone();
+        disable_except(&mut iso, &affected);
+        configs.push((version, Arc::new(iso)));
+    }
+    let threads = threads.clamp(1, configs.len() + 1);
+    // Task 0 is the base run; task i + 1 is point i.
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<RunOutput>>> = Mutex::new(vec![None; configs.len() + 1]);
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i > configs.len() {
+                    break;
+                }
+                let cfg = if i == 0 { base.clone() } else { configs[i - 1].1.clone() };
+                let out = run(stream, cfg, clock);
+                if let Ok(mut r) = results.lock() {
+                    r[i] = Some(out);
+                }
+            });
+        }
+    });
+    let mut results = results.into_inner().unwrap_or_else(|e| e.into_inner()).into_iter();
+    let base_run = results
+        .next()
+        .flatten()
+        .unwrap_or_else(|| run(stream, base.clone(), clock));
+    let is_affected = |a: &Alert| RuleId::parse(&a.rule).is_some_and(|r| affected.contains(&r));
+    let kept: Vec<Alert> = base_run.alerts.iter().filter(|a| !is_affected(a)).cloned().collect();
+    let mut points = Vec::with_capacity(settings.len());
+    for ((s, (version, cfg)), out) in settings.into_iter().zip(configs).zip(results) {
+        let out = out.unwrap_or_else(|| run(stream, cfg, clock));
+        let alerts: Vec<Alert> = out.alerts.into_iter().filter(|a| is_affected(a)).collect();
+        let mut all = kept.clone();
+        all.extend(alerts.iter().cloned());
+        let (alerts_by_rule, accounts_by_rule) = count_by_rule(&all, |_| true);
+        points.push(SweepPoint {
+            settings: s,
+            config_version: version,
+            alerts_by_rule,
+            accounts_by_rule,
+            evaluation: labels.map(|l| evaluate(l, &all)),
+            alerts,
+            seconds: out.seconds,
+        });
+    }
+    Ok(Sweep {
+        axes,
+        affected,
+        base_evaluation: labels.map(|l| evaluate(l, &base_run.alerts)),
+        base: base_run,
+        points,
+        threads,
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
+/// Switch off every rule not in `keep` (their alerts come from the base run).
+fn disable_except(cfg: &mut Config, keep: &[RuleId]) {
+    let r = &mut cfg.rules;
+    let on = |id: RuleId| keep.contains(&id);
+    if !on(RuleId::ScatterInConcentratedOut) {
+        off(&mut r.scatter_in_concentrated_out, |p| p.enabled = false);
+    }
+    if !on(RuleId::PeriodicBatchSmallOut) {
+        off(&mut r.periodic_batch_small_out, |p| p.enabled = false);
+    }
+    if !on(RuleId::RapidPassThrough) {
+        off(&mut r.rapid_pass_through, |p| p.enabled = false);
+    }
+    if !on(RuleId::Structuring) {
+        off(&mut r.structuring, |p| p.enabled = false);
+    }
+    if !on(RuleId::LargeValue) {
+        r.large_value.enabled = false;
+    }
+}
+
+/// Disable a rule in its base parameters and in every override (an override could switch
+/// it back on for a segment).
+fn off<P>(section: &mut fundwatch_rules::config::RuleSection<P>, f: impl Fn(&mut P)) {
+    f(&mut section.params);
+    for o in &mut section.overrides {
+        o.set.insert("enabled".into(), toml::Value::Boolean(false));
+    }
+}
+
+/// Cores to use by default.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}

@@ -1,0 +1,185 @@
+//! The tuning tools tell the truth: a backtest is a replay, a sweep point is a backtest at
+//! that value, a config compared with itself changes nothing.
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use fundwatch_backtest::{apply, backtest, diff, run, sweep, DecodedStream, Settings, SweepAxis};
+use fundwatch_engine::{Alert, Clock};
+use fundwatch_generate::labels::Labels;
+use fundwatch_replay::{read_stream, replay, Item, ReplayOptions};
+use fundwatch_rules::{Config, RuleId};
+
+const CLOCK: Clock = Clock::Fixed(1_790_000_000_000);
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures").join(name)
+}
+
+fn labels() -> Labels {
+    let f = std::fs::File::open(fixture("stream-20k.labels.jsonl")).unwrap();
+    Labels::read(std::io::BufReader::new(f)).unwrap()
+}
+
+fn read_alerts(p: &Path) -> Vec<Alert> {
+    let f = std::fs::File::open(p).unwrap();
+    std::io::BufReader::new(f)
+        .lines()
+        .map(|l| serde_json::from_str(&l.unwrap()).unwrap())
+        .collect()
+}
+
+#[test]
+fn decoded_stream_hands_the_engine_the_records_the_file_holds() {
+    let path = fixture("stream-20k.jsonl");
+    let mut direct = Vec::new();
+    let mut rejected = 0;
+    read_stream(
+        &path,
+        |item| match item {
+            Item::Record(t) => direct.push(t.into_owned()),
+            Item::Rejected { .. } => rejected += 1,
+        },
+        |_| {},
+    )
+    .unwrap();
+    let s = DecodedStream::load(&path).unwrap();
+    let mut held = Vec::new();
+    s.for_each(|t| held.push(t.clone().into_owned()));
+    assert_eq!(held, direct);
+    assert_eq!(s.rejected(), rejected);
+    assert_eq!(s.records_read, direct.len() as u64 + rejected);
+}
+
+#[test]
+fn backtest_figures_equal_replay_of_the_same_stream_and_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = fixture("stream-20k.jsonl");
+    let mut cfg = Config::default();
+    cfg.rules.scatter_in_concentrated_out.params.min_distinct_payers = 6;
+    let cfg = Arc::new(cfg);
+    let alerts_path = dir.path().join("alerts.jsonl");
+    let summary = replay(&ReplayOptions {
+        input: path.clone(),
+        alerts: alerts_path.clone(),
+        dead_letter: None,
+        near_misses: None,
+        config: cfg.clone(),
+        progress: false,
+        clock: CLOCK,
+    })
+    .unwrap();
+    let replayed = read_alerts(&alerts_path);
+    let stream = DecodedStream::load(&path).unwrap();
+    let bt = backtest(&stream, cfg, None, Some(&labels()), CLOCK);
+    assert!(!replayed.is_empty());
+    assert_eq!(bt.a.alerts, replayed, "same alerts, ids and order");
+    assert_eq!(bt.a.alerts_by_rule(), summary.alerts_by_rule);
+    assert_eq!(bt.a.config_version, summary.config_version);
+    assert_eq!(stream.rejected(), summary.rejected);
+    let eval = bt.eval_a.unwrap();
+    let direct = labels().evaluate(replayed.iter().map(|a| (a.rule.as_str(), a.account.as_str())));
+    assert_eq!(eval, direct);
+}
+
+#[test]
+fn a_config_against_itself_changes_nothing() {
+    let stream = DecodedStream::load(&fixture("stream-20k.jsonl")).unwrap();
+    let cfg = Arc::new(Config::default());
+    let bt = backtest(&stream, cfg.clone(), Some(cfg), None, CLOCK);
+    let d = bt.diff.unwrap();
+    assert!(d.is_empty());
+    let total: u64 = d.by_rule.iter().map(|c| c.both).sum();
+    assert_eq!(total, bt.a.alerts.len() as u64);
+    assert!(d
+        .by_rule
+        .iter()
+        .all(|c| c.only_a == 0 && c.only_b == 0 && c.accounts_only_a == 0));
+}
+
+#[test]
+fn a_diff_counts_exactly_what_each_config_raises() {
+    let stream = DecodedStream::load(&fixture("stream-20k.jsonl")).unwrap();
+    let a = Arc::new(Config::default());
+    let mut b = Config::default();
+    b.rules.rapid_pass_through.params.confirm_score = 30.0;
+    b.rules.periodic_batch_small_out.params.min_batch_recipients = 12;
+    let bt = backtest(&stream, a, Some(Arc::new(b)), None, CLOCK);
+    let (ra, rb) = (&bt.a, bt.b.as_ref().unwrap());
+    let d = bt.diff.unwrap();
+    assert!(!d.is_empty(), "a lower score and a stricter batch change something");
+    for c in &d.by_rule {
+        let na = ra.alerts.iter().filter(|x| x.rule == c.rule).count() as u64;
+        let nb = rb.alerts.iter().filter(|x| x.rule == c.rule).count() as u64;
+        assert_eq!(c.only_a + c.both, na, "{}", c.rule);
+        assert_eq!(c.only_b + c.both, nb, "{}", c.rule);
+    }
+    // Rules whose thresholds did not change raise the same alerts.
+    for r in ["scatter_in_concentrated_out", "structuring", "large_value"] {
+        let c = d.by_rule.iter().find(|c| c.rule == r).unwrap();
+        assert_eq!((c.only_a, c.only_b), (0, 0), "{r}");
+    }
+    assert_eq!(diff(&rb.alerts, &ra.alerts).only_a, d.only_b);
+}
+
+/// Every point of a sweep equals a full backtest of the config with that value.
+fn check_points(spec: &[&str], threads: usize) {
+    let stream = DecodedStream::load(&fixture("stream-20k.jsonl")).unwrap();
+    let base = Arc::new(Config::default());
+    let axes: Vec<SweepAxis> = spec.iter().map(|s| SweepAxis::parse(s, &base).unwrap()).collect();
+    let l = labels();
+    let sw = sweep(&stream, base.clone(), axes, Some(&l), threads, CLOCK).unwrap();
+    let n: usize = sw.axes.iter().map(|a| a.values.len()).product();
+    assert_eq!(sw.points.len(), n);
+    let mut distinct = std::collections::BTreeSet::new();
+    for pt in &sw.points {
+        let cfg = Arc::new(apply(&base, &pt.settings).unwrap());
+        let full = run(&stream, cfg, CLOCK);
+        assert_eq!(pt.config_version, full.config_version, "{}", pt.settings);
+        assert_eq!(pt.alerts_by_rule, full.alerts_by_rule(), "{}", pt.settings);
+        assert_eq!(pt.accounts_by_rule, full.accounts_by_rule(), "{}", pt.settings);
+        let affected: Vec<Alert> = full
+            .alerts
+            .iter()
+            .filter(|a| sw.affected.contains(&RuleId::parse(&a.rule).unwrap()))
+            .cloned()
+            .collect();
+        assert_eq!(pt.alerts, affected, "{}: same alerts, ids included", pt.settings);
+        let eval = l.evaluate(full.alerts.iter().map(|a| (a.rule.as_str(), a.account.as_str())));
+        assert_eq!(pt.evaluation.as_ref(), Some(&eval), "{}", pt.settings);
+        distinct.insert(pt.alerts.len());
+    }
+    assert!(distinct.len() > 1, "the swept values must change something: {spec:?}");
+}
+
+#[test]
+fn a_sweep_point_equals_a_backtest_at_that_value() {
+    check_points(&["scatter_in_concentrated_out.min_distinct_payers=4:16:4"], 2);
+}
+
+#[test]
+fn a_two_rule_grid_point_equals_a_backtest_at_those_values() {
+    check_points(&["rapid.min_cycles=2:6:2", "periodic.min_batch_recipients=3,40"], 3);
+}
+
+#[test]
+fn a_large_value_line_sweep_reruns_structuring_too() {
+    check_points(&["large_value.cash_line=20000,50000"], 1);
+}
+
+#[test]
+fn an_invalid_sweep_value_is_refused_before_any_work() {
+    let stream = DecodedStream::from_records("empty", []);
+    let base = Arc::new(Config::default());
+    let axis = SweepAxis::parse("structuring.min_events=0:3:1", &base).unwrap();
+    let e = match sweep(&stream, base, vec![axis], None, 1, CLOCK) {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("min_events = 0 is out of range"),
+    };
+    assert!(
+        e.contains("structuring.min_events") && e.contains("min_events=0"),
+        "{e}"
+    );
+    assert!(apply(&Config::default(), &Settings(vec![])).is_ok());
+}
