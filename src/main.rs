@@ -473,11 +473,11 @@ fn backtest(args: BacktestArgs) -> Result<()> {
         let labelled = labels.is_some();
         writeln!(
             stdout,
-            "\nsweep of {} points on {} threads in {:.2} s (base run {:.2} s; points re-run only {})",
+            "\nsweep of {} points in {:.2} s: {} engine pass(es) over the decoded stream, one per thread, \
+             the points as lanes of it; points re-run only {}",
             result.points.len(),
-            result.threads,
             result.seconds,
-            result.base.seconds,
+            result.threads,
             result
                 .affected
                 .iter()

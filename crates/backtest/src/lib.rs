@@ -6,15 +6,16 @@
 //! with labels, precision and recall) move as one or two thresholds vary ([`sweep`]).
 //! Tables, plots and files are the `report` crate's job.
 //!
-//! Why a sweep is cheap: rules do not share state, so a point only needs the rules its
-//! parameters can affect ([`SweepAxis::affects`]); the others' alerts come from one run at
-//! the base config. Points run on all cores, each over the same in-memory stream.
+//! Why a sweep is cheap: (1) the stream is decoded once; (2) rules do not share state, so a
+//! point only needs the rules its parameters can affect ([`SweepAxis::affects`]), the others'
+//! alerts come from one run at the base config; (3) points are lanes of one engine
+//! ([`run_lanes`]): admission, reordering and the windows are shared, each lane keeps only its
+//! own trackers and evaluations; (4) the lanes are split over all cores.
 
 pub mod stream;
 pub mod sweep;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -76,6 +77,45 @@ pub fn run(stream: &DecodedStream, config: Arc<Config>, clock: Clock) -> RunOutp
         stats: engine.stats().clone(),
         seconds: start.elapsed().as_secs_f64(),
     }
+}
+
+/// Run several configs over the stream in one pass, as lanes of one engine (configs whose
+/// `[engine]` or `[memo]` differ from the first get an engine of their own). Each output is
+/// what [`run`] gives for that config; `seconds` is the whole pass's.
+pub fn run_lanes(stream: &DecodedStream, configs: &[Arc<Config>], clock: Clock) -> Vec<RunOutput> {
+    let Some(first) = configs.first() else {
+        return Vec::new();
+    };
+    let start = Instant::now();
+    let mut engine = Engine::new(first.clone());
+    engine.set_clock(clock);
+    // Lane index per config, or None: its own engine.
+    let lanes: Vec<Option<usize>> = std::iter::once(Some(0))
+        .chain(configs[1..].iter().map(|c| engine.add_lane(c.clone()).ok()))
+        .collect();
+    let mut alerts = Vec::new();
+    stream.for_each(|tx| engine.process(tx, &mut alerts));
+    engine.flush(&mut alerts);
+    let seconds = start.elapsed().as_secs_f64();
+    configs
+        .iter()
+        .zip(lanes)
+        .map(|(cfg, lane)| match lane {
+            Some(0) => RunOutput {
+                config_version: engine.config_version().to_owned(),
+                alerts: std::mem::take(&mut alerts),
+                stats: engine.stats().clone(),
+                seconds,
+            },
+            Some(i) => RunOutput {
+                config_version: engine.lane_config_version(i).to_owned(),
+                alerts: engine.take_lane_alerts(i),
+                stats: engine.lane_stats(i),
+                seconds,
+            },
+            None => run(stream, cfg.clone(), clock),
+        })
+        .collect()
 }
 
 /// What identifies "the same alert" under two configs: the rule, the account and the record
@@ -268,21 +308,23 @@ pub fn sweep(
         disable_except(&mut iso, &affected);
         configs.push((version, Arc::new(iso)));
     }
-    let threads = threads.clamp(1, configs.len() + 1);
-    // Task 0 is the base run; task i + 1 is point i.
-    let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<RunOutput>>> = Mutex::new(vec![None; configs.len() + 1]);
+    // Task 0 is the base run; task i + 1 is point i. Each thread takes a contiguous share of
+    // the tasks and runs them as lanes of ONE engine: one pass of admission, reordering and
+    // window upkeep for all of them, each lane only its own rule trackers and evaluations.
+    let mut tasks: Vec<Arc<Config>> = vec![base.clone()];
+    tasks.extend(configs.iter().map(|c| c.1.clone()));
+    let threads = threads.clamp(1, tasks.len());
+    let per = tasks.len().div_ceil(threads);
+    let results: Mutex<Vec<Option<RunOutput>>> = Mutex::new(vec![None; tasks.len()]);
     std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i > configs.len() {
-                    break;
-                }
-                let cfg = if i == 0 { base.clone() } else { configs[i - 1].1.clone() };
-                let out = run(stream, cfg, clock);
+        for (chunk, group) in tasks.chunks(per).enumerate() {
+            let results = &results;
+            s.spawn(move || {
+                let outs = run_lanes(stream, group, clock);
                 if let Ok(mut r) = results.lock() {
-                    r[i] = Some(out);
+                    for (i, out) in outs.into_iter().enumerate() {
+                        r[chunk * per + i] = Some(out);
+                    }
                 }
             });
         }

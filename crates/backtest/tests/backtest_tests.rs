@@ -183,3 +183,29 @@ fn an_invalid_sweep_value_is_refused_before_any_work() {
     );
     assert!(apply(&Config::default(), &Settings(vec![])).is_ok());
 }
+
+#[test]
+fn lanes_of_one_engine_equal_separate_engines() {
+    use fundwatch_backtest::run_lanes;
+    let stream = DecodedStream::load(&fixture("stream-20k.jsonl")).unwrap();
+    let mut fewer_cycles = Config::default();
+    fewer_cycles.rules.rapid_pass_through.params.min_cycles = 2;
+    let mut only_scatter = Config::default();
+    only_scatter.rules.structuring.params.enabled = false;
+    only_scatter.rules.large_value.enabled = false;
+    // A different [engine] section cannot share the windows: it gets its own engine.
+    let mut later = Config::default();
+    later.engine.allowed_lateness = fundwatch_rules::Span::minutes(30);
+    let configs: Vec<Arc<Config>> = [Config::default(), fewer_cycles, only_scatter, later]
+        .into_iter()
+        .map(Arc::new)
+        .collect();
+    let outs = run_lanes(&stream, &configs, CLOCK);
+    assert_eq!(outs.len(), configs.len());
+    for (cfg, out) in configs.iter().zip(outs) {
+        let alone = run(&stream, cfg.clone(), CLOCK);
+        assert_eq!(out.config_version, alone.config_version);
+        assert_eq!(out.alerts, alone.alerts);
+        assert_eq!(out.stats, alone.stats);
+    }
+}

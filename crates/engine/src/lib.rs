@@ -119,17 +119,51 @@ struct AccountState {
     quiet_until: [i64; 4],
 }
 
-pub struct Engine {
+/// One set of rule thresholds evaluated over the engine's shared windows. An engine has one
+/// lane (its config); tuning adds lanes so that many threshold variants share one pass of
+/// admission, reordering and window upkeep ([`Engine::add_lane`]).
+struct Lane {
     config: Arc<Config>,
     config_version: String,
+    states: Vec<AccountState>,
+    resolved: Vec<ResolvedRules>,
+    resolved_index: FxHashMap<(AccountType, u32, u32), u32>,
+    /// Lane 0's holds the shared counters too; the others' only their rules' counters.
+    stats: EngineStats,
+    /// Alerts of lanes other than 0 (lane 0's go to the caller).
+    alerts: Vec<Alert>,
+}
+
+impl Lane {
+    fn new(config: Arc<Config>) -> Lane {
+        Lane {
+            config_version: config_version(&config),
+            config,
+            states: Vec::new(),
+            resolved: Vec::new(),
+            resolved_index: FxHashMap::default(),
+            stats: EngineStats::default(),
+            alerts: Vec::new(),
+        }
+    }
+}
+
+/// Why a lane cannot share an engine.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LaneError {
+    #[error("a lane must have the same [engine] and [memo] sections as the engine (they shape the shared windows)")]
+    Incompatible,
+    #[error("lanes are added before the first record")]
+    Started,
+}
+
+pub struct Engine {
     tagger: MemoTagger,
     accounts: Interner,
     counterparties: Interner,
     /// Industry and region strings.
     segments: Interner,
-    states: Vec<AccountState>,
-    resolved: Vec<ResolvedRules>,
-    resolved_index: FxHashMap<(AccountType, u32, u32), u32>,
+    lanes: Vec<Lane>,
     store: WindowStore,
     pending: BinaryHeap<Reverse<Pending>>,
     arrivals: u64,
@@ -139,25 +173,19 @@ pub struct Engine {
     keep_near_misses: bool,
     near_misses: Vec<Alert>,
     clock: Clock,
-    stats: EngineStats,
 }
 
 impl Engine {
     pub fn new(config: Arc<Config>) -> Engine {
-        let config_version = config_version(&config);
         let tagger = MemoTagger::new(&config.memo);
         let mut counterparties = Interner::new();
         counterparties.intern(""); // cash: id 0, never a real payer
         Engine {
-            config,
-            config_version,
             tagger,
             accounts: Interner::new(),
             counterparties,
             segments: Interner::new(),
-            states: Vec::new(),
-            resolved: Vec::new(),
-            resolved_index: FxHashMap::default(),
+            lanes: vec![Lane::new(config)],
             store: WindowStore::new(),
             pending: BinaryHeap::new(),
             arrivals: 0,
@@ -167,17 +195,62 @@ impl Engine {
             keep_near_misses: false,
             near_misses: Vec::new(),
             clock: Clock::Wall,
-            stats: EngineStats::default(),
         }
     }
 
     pub fn config(&self) -> &Config {
-        &self.config
+        &self.lanes[0].config
     }
 
     /// `config_version` stamped on every alert.
     pub fn config_version(&self) -> &str {
-        &self.config_version
+        &self.lanes[0].config_version
+    }
+
+    /// Evaluate another set of thresholds over the same windows, in the same pass: what a
+    /// separate engine with `config` would raise, for a fraction of its cost. Its `[engine]`
+    /// and `[memo]` sections must equal this engine's. Returns the lane's index (1, 2, …).
+    pub fn add_lane(&mut self, config: Arc<Config>) -> Result<usize, LaneError> {
+        if self.arrivals > 0 || self.stats().records > 0 {
+            return Err(LaneError::Started);
+        }
+        let first = &self.lanes[0].config;
+        if config.engine != first.engine || config.memo != first.memo {
+            return Err(LaneError::Incompatible);
+        }
+        self.lanes.push(Lane::new(config));
+        Ok(self.lanes.len() - 1)
+    }
+
+    pub fn lanes(&self) -> usize {
+        self.lanes.len()
+    }
+
+    /// Alerts lane `i` (≥ 1) raised since the last call.
+    pub fn take_lane_alerts(&mut self, i: usize) -> Vec<Alert> {
+        self.lanes
+            .get_mut(i)
+            .map(|l| std::mem::take(&mut l.alerts))
+            .unwrap_or_default()
+    }
+
+    /// Lane `i`'s counters (the shared ones are the engine's).
+    pub fn lane_stats(&self, i: usize) -> EngineStats {
+        let shared = &self.lanes[0].stats;
+        match self.lanes.get(i) {
+            Some(l) => EngineStats {
+                records: shared.records,
+                released: shared.released,
+                late: shared.late,
+                non_cny: shared.non_cny,
+                ..l.stats.clone()
+            },
+            None => EngineStats::default(),
+        }
+    }
+
+    pub fn lane_config_version(&self, i: usize) -> &str {
+        self.lanes.get(i).map_or("", |l| l.config_version.as_str())
     }
 
     pub fn set_clock(&mut self, clock: Clock) {
@@ -202,7 +275,7 @@ impl Engine {
     }
 
     pub fn stats(&self) -> &EngineStats {
-        &self.stats
+        &self.lanes[0].stats
     }
 
     /// Event-time watermark: records at or before it have been released.
@@ -220,23 +293,27 @@ impl Engine {
         let bytes = self.store.heap_bytes()
             + self.accounts.heap_bytes()
             + self.counterparties.heap_bytes()
-            + self.states.capacity() * std::mem::size_of::<AccountState>();
+            + self
+                .lanes
+                .iter()
+                .map(|l| l.states.capacity() * std::mem::size_of::<AccountState>())
+                .sum::<usize>();
         (self.store.held_rows(), bytes)
     }
 
     /// Take one valid record (in arrival order). Alerts it lets through go to `out`.
     pub fn process(&mut self, tx: &Transaction<'_>, out: &mut Vec<Alert>) {
-        self.stats.records += 1;
+        self.lanes[0].stats.records += 1;
         if !tx.is_cny {
-            self.stats.non_cny += 1;
+            self.lanes[0].stats.non_cny += 1;
             return;
         }
         let p = self.admit(tx);
-        let lateness = self.config.engine.allowed_lateness.ms();
+        let lateness = self.lanes[0].config.engine.allowed_lateness.ms();
         if p.ts_ms < self.max_ts.saturating_sub(lateness) {
             // Later than the allowed lateness: everything before the watermark has been
             // released, so its place in event time is gone; process it now, counted.
-            self.stats.late += 1;
+            self.lanes[0].stats.late += 1;
             self.release(p, out);
             return;
         }
@@ -255,7 +332,7 @@ impl Engine {
         let account = self.accounts.intern(&tx.account);
         let counterparty = self.counterparties.intern(&tx.counterparty);
         // An account's industry and region rarely change: compare before hashing.
-        let segment = match self.states.get(account as usize) {
+        let segment = match self.lanes[0].states.get(account as usize) {
             Some(st)
                 if st.segment.0 != u32::MAX
                     && self.segments.resolve(st.segment.0) == tx.industry
@@ -289,12 +366,57 @@ impl Engine {
         }
         if watermark != i64::MAX && self.released_up_to > i64::MIN {
             // Whole segments past the longest horizon go; cheap when there are none.
-            let keep = self.config.engine.max_history.ms();
+            let keep = self.lanes[0].config.engine.max_history.ms();
             self.store.evict_before(self.released_up_to.saturating_sub(keep));
         }
     }
 
-    fn state_for(&mut self, p: &Pending) -> usize {
+    fn release(&mut self, p: Pending, out: &mut Vec<Alert>) {
+        self.lanes[0].stats.released += 1;
+        let seq = self.store.push(
+            p.account,
+            NewRow {
+                ts_ms: p.ts_ms,
+                amount: p.amount,
+                counterparty: p.counterparty,
+                flags: p.flags,
+                tx_id: &p.tx_id,
+            },
+        );
+        let trigger = self.store.row(seq);
+        let shared = Shared {
+            store: &self.store,
+            accounts: &self.accounts,
+            counterparties: &self.counterparties,
+            segments: &self.segments,
+            emit: self.emit,
+            clock: self.clock,
+        };
+        for (i, lane) in self.lanes.iter_mut().enumerate() {
+            if i == 0 {
+                let near = self.keep_near_misses.then_some(&mut self.near_misses);
+                lane.release(&shared, &p, &trigger, out, near);
+            } else {
+                let mut buf = std::mem::take(&mut lane.alerts);
+                lane.release(&shared, &p, &trigger, &mut buf, None);
+                lane.alerts = buf;
+            }
+        }
+    }
+}
+
+/// What every lane reads while releasing a record.
+struct Shared<'a> {
+    store: &'a WindowStore,
+    accounts: &'a Interner,
+    counterparties: &'a Interner,
+    segments: &'a Interner,
+    emit: bool,
+    clock: Clock,
+}
+
+impl Lane {
+    fn state_for(&mut self, p: &Pending, segments: &Interner) -> usize {
         let idx = p.account as usize;
         if idx >= self.states.len() {
             self.states.resize_with(idx + 1, || AccountState {
@@ -317,8 +439,8 @@ impl Engine {
                 None => {
                     let seg = SegmentKey {
                         account_type: p.account_type,
-                        industry: self.segments.resolve(p.segment.0),
-                        region: self.segments.resolve(p.segment.1),
+                        industry: segments.resolve(p.segment.0),
+                        region: segments.resolve(p.segment.1),
                     };
                     self.resolved.push(self.config.rules.resolve(&seg));
                     let i = (self.resolved.len() - 1) as u32;
@@ -326,7 +448,7 @@ impl Engine {
                     i
                 }
             };
-            let industry = self.segments.resolve(p.segment.0);
+            let industry = segments.resolve(p.segment.0);
             let key_sector = !industry.is_empty() && self.config.segments.key_sectors.iter().any(|k| k == industry);
             let st = &mut self.states[idx];
             st.segment = p.segment;
@@ -337,27 +459,23 @@ impl Engine {
         idx
     }
 
-    fn release(&mut self, p: Pending, out: &mut Vec<Alert>) {
-        self.stats.released += 1;
-        let idx = self.state_for(&p);
-        let seq = self.store.push(
-            p.account,
-            NewRow {
-                ts_ms: p.ts_ms,
-                amount: p.amount,
-                counterparty: p.counterparty,
-                flags: p.flags,
-                tx_id: &p.tx_id,
-            },
-        );
-        let trigger = self.store.row(seq);
+    fn release(
+        &mut self,
+        sh: &Shared<'_>,
+        p: &Pending,
+        trigger: &fundwatch_window::Row,
+        out: &mut Vec<Alert>,
+        near: Option<&mut Vec<Alert>>,
+    ) {
+        let trigger = *trigger;
+        let idx = self.state_for(p, sh.segments);
         let st = &mut self.states[idx];
         let params = &self.resolved[st.rules as usize];
         let ctx = Ctx {
-            store: &self.store,
-            names: &self.counterparties,
+            store: sh.store,
+            names: sh.counterparties,
             account: p.account,
-            account_name: self.accounts.resolve(p.account),
+            account_name: sh.accounts.resolve(p.account),
             profile: AccountProfile {
                 account_type: p.account_type,
                 key_sector: st.key_sector,
@@ -399,12 +517,23 @@ impl Engine {
             return;
         }
         let tx_id = p.tx_id.to_string();
+        let mut near = near;
         for hit in hits {
-            self.confirm(hit, idx, &p, &tx_id, out);
+            self.confirm(sh, hit, idx, p, &tx_id, out, near.as_deref_mut());
         }
     }
 
-    fn confirm(&mut self, hit: Hit, idx: usize, p: &Pending, tx_id: &str, out: &mut Vec<Alert>) {
+    #[allow(clippy::too_many_arguments)]
+    fn confirm(
+        &mut self,
+        sh: &Shared<'_>,
+        hit: Hit,
+        idx: usize,
+        p: &Pending,
+        tx_id: &str,
+        out: &mut Vec<Alert>,
+        near: Option<&mut Vec<Alert>>,
+    ) {
         let ri = rule_index(hit.rule);
         let st = &mut self.states[idx];
         let params = &self.resolved[st.rules as usize];
@@ -417,9 +546,8 @@ impl Engine {
         };
         if hit.score < confirm_score {
             self.stats.below_score[ri] += 1;
-            if self.keep_near_misses && self.emit {
-                let alert = self.make_alert(hit, p, tx_id);
-                self.near_misses.push(alert);
+            if let (Some(near), true) = (near, sh.emit) {
+                near.push(self.make_alert(sh, hit, p, tx_id));
             }
             return;
         }
@@ -432,24 +560,23 @@ impl Engine {
             st.quiet_until[b] = p.ts_ms.saturating_add(cooldown.ms().max(1));
         }
         self.stats.alerts[ri] += 1;
-        if !self.emit {
+        if !sh.emit {
             return;
         }
-        let alert = self.make_alert(hit, p, tx_id);
-        out.push(alert);
+        out.push(self.make_alert(sh, hit, p, tx_id));
     }
 
-    fn make_alert(&self, hit: Hit, p: &Pending, tx_id: &str) -> Alert {
-        let account = self.accounts.resolve(p.account).to_owned();
-        let region = self.segments.resolve(p.segment.1);
+    fn make_alert(&self, sh: &Shared<'_>, hit: Hit, p: &Pending, tx_id: &str) -> Alert {
+        let account = sh.accounts.resolve(p.account).to_owned();
+        let region = sh.segments.resolve(p.segment.1);
         let alert_id = alert_id(&self.config_version, hit.rule, &account, tx_id, hit.episode.as_deref());
-        let detected_at = match self.clock {
+        let detected_at = match sh.clock {
             Clock::Wall => chrono::Utc::now().timestamp_millis(),
             Clock::Fixed(ms) => ms,
         };
         let mut evidence = hit.evidence;
         evidence.insert("account_type".into(), Value::String(p.account_type.as_str().into()));
-        let industry = self.segments.resolve(p.segment.0);
+        let industry = sh.segments.resolve(p.segment.0);
         if !industry.is_empty() {
             evidence.insert("industry".into(), Value::String(industry.into()));
         }

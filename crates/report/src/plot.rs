@@ -123,7 +123,12 @@ pub fn line_chart(c: &Chart<'_>) -> Result<String, ReportError> {
         if c.series.len() > 1 || c.series.first().is_some_and(|s| !s.name.is_empty()) {
             chart
                 .configure_series_labels()
-                .position(SeriesLabelPosition::UpperRight)
+                // Scores crowd the top of a 0–1 axis: keep their legend out of the way.
+                .position(if c.y_range.is_some() {
+                    SeriesLabelPosition::LowerRight
+                } else {
+                    SeriesLabelPosition::UpperRight
+                })
                 .background_style(WHITE.mix(0.85))
                 .border_style(RGBColor(180, 180, 180))
                 .draw()
