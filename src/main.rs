@@ -71,33 +71,7 @@ enum Command {
     /// changes between two configs; with --sweep, the figures at every value of one or two
     /// thresholds (the stream is decoded once). Writes an HTML report and every table as
     /// CSV, Parquet and JSON.
-    Backtest {
-        /// Recorded stream: .jsonl / .ndjson, .csv or .parquet.
-        #[arg(long)]
-        input: PathBuf,
-        /// Config A (TOML); built-in defaults when omitted. With --sweep: the base config.
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// Config B: report the alerts only A raises, only B raises, and both.
-        #[arg(long, conflicts_with = "sweep")]
-        against: Option<PathBuf>,
-        /// Labels (JSON Lines, as `generate` writes): adds precision, recall and F1.
-        #[arg(long)]
-        labels: Option<PathBuf>,
-        /// RULE.PARAM=FROM:TO:STEP or RULE.PARAM=V1,V2,… (values written as in the config file:
-        /// 8, 0.85, 12h, 5000.00). Give it twice for a two-parameter grid.
-        #[arg(long, value_name = "RULE.PARAM=FROM:TO:STEP")]
-        sweep: Vec<String>,
-        /// Directory for report.html and tables/ (CSV, Parquet, JSON).
-        #[arg(long, default_value = "fundwatch-report")]
-        out: PathBuf,
-        /// Threads for sweep points (default: all cores).
-        #[arg(long)]
-        threads: Option<usize>,
-        /// Also write config A's alerts (or, with --sweep, the base config's) as JSON Lines.
-        #[arg(long)]
-        alerts: Option<PathBuf>,
-    },
+    Backtest(BacktestArgs),
     /// The Kafka service: consume transactions, detect, produce alerts and dead letters with
     /// exactly-once transactions; serves /metrics, /healthz and /readyz.
     Run {
@@ -228,25 +202,7 @@ fn run(cmd: Command) -> Result<()> {
             }
             Ok(())
         }
-        Command::Backtest {
-            input,
-            config,
-            against,
-            labels,
-            sweep,
-            out,
-            threads,
-            alerts,
-        } => backtest(BacktestArgs {
-            input,
-            config,
-            against,
-            labels,
-            sweep,
-            out,
-            threads,
-            alerts,
-        }),
+        Command::Backtest(args) => backtest(args),
         Command::Run { config, mut options } => {
             // The service watches the file it was started with, for live reloads.
             options.config_path = config.clone();
@@ -342,14 +298,32 @@ fn read_alerts(path: &Path) -> Result<Vec<Alert>> {
     Ok(out)
 }
 
+#[derive(clap::Args)]
 struct BacktestArgs {
+    /// Recorded stream: .jsonl / .ndjson, .csv or .parquet.
+    #[arg(long)]
     input: PathBuf,
+    /// Config A (TOML); built-in defaults when omitted. With --sweep: the base config.
+    #[arg(long)]
     config: Option<PathBuf>,
+    /// Config B: report the alerts only A raises, only B raises, and both.
+    #[arg(long, conflicts_with = "sweep")]
     against: Option<PathBuf>,
+    /// Labels (JSON Lines, as `generate` writes): adds precision, recall and F1.
+    #[arg(long)]
     labels: Option<PathBuf>,
+    /// RULE.PARAM=FROM:TO:STEP or RULE.PARAM=V1,V2,… (values written as in the config file:
+    /// 8, 0.85, 12h, 5000.00). Give it twice for a two-parameter grid.
+    #[arg(long, value_name = "RULE.PARAM=FROM:TO:STEP")]
     sweep: Vec<String>,
+    /// Directory for report.html and tables/ (CSV, Parquet, JSON).
+    #[arg(long, default_value = "fundwatch-report")]
     out: PathBuf,
+    /// Threads for sweep points (default: all cores).
+    #[arg(long)]
     threads: Option<usize>,
+    /// Also write config A's alerts (or, with --sweep, the base config's) as JSON Lines.
+    #[arg(long)]
     alerts: Option<PathBuf>,
 }
 
@@ -384,6 +358,11 @@ fn backtest(args: BacktestArgs) -> Result<()> {
         .iter()
         .map(|s| bt::SweepAxis::parse(s, &config_a))
         .collect::<Result<Vec<_>, _>>()?;
+    for settings in bt::grid(&axes) {
+        if !axes.is_empty() {
+            bt::apply(&config_a, &settings)?;
+        }
+    }
     let stream = bt::DecodedStream::load(&args.input)?;
     let now = chrono_now_ms();
     let clock = Clock::Fixed(now);
@@ -456,17 +435,9 @@ fn backtest(args: BacktestArgs) -> Result<()> {
                 )?;
             }
         }
-        if let Some(p) = &args.alerts {
-            write_alerts(p, &result.a.alerts)?;
-        }
-        let written = fundwatch_report::backtest_report(&result, &meta, &args.out)?;
-        writeln!(
-            stdout,
-            "\nreport: {} ({} table files in {})",
-            written.html.display(),
-            written.tables.len(),
-            args.out.join("tables").display()
-        )?;
+        finish(&mut stdout, &args, &result.a.alerts, || {
+            fundwatch_report::backtest_report(&result, &meta, &args.out)
+        })?;
     } else {
         let threads = args.threads.unwrap_or_else(bt::default_threads);
         let result = bt::sweep(&stream, config_a, axes, labels.as_ref(), threads, clock)?;
@@ -505,18 +476,31 @@ fn backtest(args: BacktestArgs) -> Result<()> {
                 writeln!(stdout, "{row}")?;
             }
         }
-        if let Some(p) = &args.alerts {
-            write_alerts(p, &result.base.alerts)?;
-        }
-        let written = fundwatch_report::sweep_report(&result, &meta, &args.out)?;
-        writeln!(
-            stdout,
-            "\nreport: {} ({} table files in {})",
-            written.html.display(),
-            written.tables.len(),
-            args.out.join("tables").display()
-        )?;
+        finish(&mut stdout, &args, &result.base.alerts, || {
+            fundwatch_report::sweep_report(&result, &meta, &args.out)
+        })?;
     }
+    Ok(())
+}
+
+/// Write `--alerts` and the report, and say where it is.
+fn finish(
+    out: &mut impl Write,
+    args: &BacktestArgs,
+    alerts: &[Alert],
+    report: impl FnOnce() -> Result<fundwatch_report::Written, fundwatch_report::ReportError>,
+) -> Result<()> {
+    if let Some(p) = &args.alerts {
+        write_alerts(p, alerts)?;
+    }
+    let written = report()?;
+    writeln!(
+        out,
+        "\nreport: {} ({} table files in {})",
+        written.html.display(),
+        written.tables.len(),
+        args.out.join("tables").display()
+    )?;
     Ok(())
 }
 

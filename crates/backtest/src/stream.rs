@@ -52,15 +52,7 @@ impl DecodedStream {
     /// Read and validate a JSON Lines, CSV or Parquet stream (the same decoder as `replay`).
     pub fn load(path: &Path) -> Result<DecodedStream, ReplayError> {
         let start = Instant::now();
-        let mut s = DecodedStream {
-            input: path.display().to_string(),
-            rows: Vec::new(),
-            tx_ids: String::new(),
-            strings: Interner::new(),
-            records_read: 0,
-            rejected_by_reason: BTreeMap::new(),
-            decode_seconds: 0.0,
-        };
+        let mut s = DecodedStream::empty(&path.display().to_string());
         let mut overflow = false;
         read_stream(
             path,
@@ -92,7 +84,16 @@ impl DecodedStream {
 
     /// Build from records already in memory (tests, generated streams).
     pub fn from_records<'a>(input: &str, records: impl IntoIterator<Item = Transaction<'a>>) -> DecodedStream {
-        let mut s = DecodedStream {
+        let mut s = DecodedStream::empty(input);
+        for tx in records {
+            s.records_read += 1;
+            s.push(&tx);
+        }
+        s
+    }
+
+    fn empty(input: &str) -> DecodedStream {
+        DecodedStream {
             input: input.to_owned(),
             rows: Vec::new(),
             tx_ids: String::new(),
@@ -100,12 +101,7 @@ impl DecodedStream {
             records_read: 0,
             rejected_by_reason: BTreeMap::new(),
             decode_seconds: 0.0,
-        };
-        for tx in records {
-            s.records_read += 1;
-            s.push(&tx);
         }
-        s
     }
 
     fn push(&mut self, tx: &Transaction<'_>) -> bool {

@@ -101,11 +101,50 @@ pub fn alerts_frame(runs: &[(&str, &[Alert])]) -> Result<DataFrame, ReportError>
     Ok(DataFrame::new_infer_height(columns)?)
 }
 
+/// Account-level score columns, filled row by row.
+#[derive(Default)]
+struct ScoreCols {
+    truth: Vec<u64>,
+    tp: Vec<u64>,
+    fp: Vec<u64>,
+    fne: Vec<u64>,
+    p: Vec<f64>,
+    r: Vec<f64>,
+    f1: Vec<f64>,
+}
+
+impl ScoreCols {
+    fn push(&mut self, sc: &fundwatch_generate::labels::RuleScore) {
+        self.truth.push(sc.truth);
+        self.tp.push(sc.true_positives);
+        self.fp.push(sc.false_positives);
+        self.fne.push(sc.false_negatives);
+        self.p.push(sc.precision);
+        self.r.push(sc.recall);
+        self.f1.push(sc.f1);
+    }
+
+    fn columns(self, with_truth: bool) -> Vec<Column> {
+        let mut c = Vec::new();
+        if with_truth {
+            c.push(u("labelled_positive", self.truth));
+        }
+        c.extend([
+            u("true_positives", self.tp),
+            u("false_positives", self.fp),
+            u("false_negatives", self.fne),
+            f("precision", self.p),
+            f("recall", self.r),
+            f("f1", self.f1),
+        ]);
+        c
+    }
+}
+
 /// Per config and rule: alerts, accounts and (with labels) the account-level scores.
 fn rules_frame(runs: &[(&str, &RunOutput, Option<&Evaluation>)]) -> Result<DataFrame, ReportError> {
     let (mut cfg, mut ver, mut rule, mut alerts, mut accounts) = (vec![], vec![], vec![], vec![], vec![]);
-    let (mut truth, mut tp, mut fp, mut fne) = (vec![], vec![], vec![], vec![]);
-    let (mut p, mut r, mut f1) = (vec![], vec![], vec![]);
+    let mut scores = ScoreCols::default();
     let labelled = runs.iter().all(|x| x.2.is_some());
     for (name, run, eval) in runs {
         let (n, acc) = (run.alerts_by_rule(), run.accounts_by_rule());
@@ -117,13 +156,7 @@ fn rules_frame(runs: &[(&str, &RunOutput, Option<&Evaluation>)]) -> Result<DataF
             alerts.push(n.get(k).copied().unwrap_or(0));
             accounts.push(acc.get(k).copied().unwrap_or(0));
             if let Some(sc) = eval.and_then(|e| e.rule(k)) {
-                truth.push(sc.truth);
-                tp.push(sc.true_positives);
-                fp.push(sc.false_positives);
-                fne.push(sc.false_negatives);
-                p.push(sc.precision);
-                r.push(sc.recall);
-                f1.push(sc.f1);
+                scores.push(sc);
             }
         }
     }
@@ -135,15 +168,7 @@ fn rules_frame(runs: &[(&str, &RunOutput, Option<&Evaluation>)]) -> Result<DataF
         u("accounts", accounts),
     ];
     if labelled {
-        cols.extend([
-            u("labelled_positive", truth),
-            u("true_positives", tp),
-            u("false_positives", fp),
-            u("false_negatives", fne),
-            f("precision", p),
-            f("recall", r),
-            f("f1", f1),
-        ]);
+        cols.extend(scores.columns(true));
     }
     Ok(DataFrame::new_infer_height(cols)?)
 }
@@ -298,7 +323,7 @@ pub fn sweep_tables(sw: &Sweep) -> Result<Tables, ReportError> {
     let mut axis_cols: Vec<Vec<String>> = vec![Vec::new(); sw.axes.len()];
     let (mut x, mut ver, mut rule, mut affected, mut alerts, mut accounts) =
         (vec![], vec![], vec![], vec![], vec![], vec![]);
-    let (mut tp, mut fp, mut fne, mut p, mut r, mut f1) = (vec![], vec![], vec![], vec![], vec![], vec![]);
+    let mut scores = ScoreCols::default();
     let labelled = sw.points.iter().all(|pt| pt.evaluation.is_some()) && !sw.points.is_empty();
     for pt in &sw.points {
         for id in RuleId::ALL {
@@ -313,12 +338,7 @@ pub fn sweep_tables(sw: &Sweep) -> Result<Tables, ReportError> {
             alerts.push(pt.alerts_by_rule.get(k).copied().unwrap_or(0));
             accounts.push(pt.accounts_by_rule.get(k).copied().unwrap_or(0));
             if let Some(sc) = pt.evaluation.as_ref().and_then(|e| e.rule(k)) {
-                tp.push(sc.true_positives);
-                fp.push(sc.false_positives);
-                fne.push(sc.false_negatives);
-                p.push(sc.precision);
-                r.push(sc.recall);
-                f1.push(sc.f1);
+                scores.push(sc);
             }
         }
     }
@@ -332,14 +352,7 @@ pub fn sweep_tables(sw: &Sweep) -> Result<Tables, ReportError> {
         u("accounts", accounts),
     ]);
     if labelled {
-        cols.extend([
-            u("true_positives", tp),
-            u("false_positives", fp),
-            u("false_negatives", fne),
-            f("precision", p),
-            f("recall", r),
-            f("f1", f1),
-        ]);
+        cols.extend(scores.columns(false));
     }
     let mut t = Tables::default();
     t.add("sweep", DataFrame::new_infer_height(cols)?);
