@@ -358,8 +358,8 @@ fn backtest(args: BacktestArgs) -> Result<()> {
         .iter()
         .map(|s| bt::SweepAxis::parse(s, &config_a))
         .collect::<Result<Vec<_>, _>>()?;
-    for settings in bt::grid(&axes) {
-        if !axes.is_empty() {
+    if !axes.is_empty() {
+        for settings in bt::grid(&axes) {
             bt::apply(&config_a, &settings)?;
         }
     }

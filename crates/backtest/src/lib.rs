@@ -40,19 +40,20 @@ pub struct RunOutput {
 impl RunOutput {
     /// Alerts per rule id, every rule listed.
     pub fn alerts_by_rule(&self) -> BTreeMap<String, u64> {
-        count_by_rule(&self.alerts, |_| true).0
+        count_by_rule(&self.alerts).0
     }
 
     /// Distinct accounts with an alert, per rule id.
     pub fn accounts_by_rule(&self) -> BTreeMap<String, u64> {
-        count_by_rule(&self.alerts, |_| true).1
+        count_by_rule(&self.alerts).1
     }
 }
 
-fn count_by_rule(alerts: &[Alert], keep: impl Fn(&Alert) -> bool) -> (BTreeMap<String, u64>, BTreeMap<String, u64>) {
+/// Alerts and distinct accounts per rule id, every rule listed.
+fn count_by_rule(alerts: &[Alert]) -> (BTreeMap<String, u64>, BTreeMap<String, u64>) {
     let mut n: BTreeMap<String, u64> = RuleId::ALL.iter().map(|r| (r.as_str().to_owned(), 0)).collect();
     let mut acc: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
-    for a in alerts.iter().filter(|a| keep(a)) {
+    for a in alerts {
         *n.entry(a.rule.clone()).or_default() += 1;
         acc.entry(a.rule.as_str()).or_default().insert(a.account.as_str());
     }
@@ -65,18 +66,10 @@ fn count_by_rule(alerts: &[Alert], keep: impl Fn(&Alert) -> bool) -> (BTreeMap<S
 
 /// Run the engine over the whole stream (then flush), as `replay` does.
 pub fn run(stream: &DecodedStream, config: Arc<Config>, clock: Clock) -> RunOutput {
-    let start = Instant::now();
-    let mut engine = Engine::new(config);
-    engine.set_clock(clock);
-    let mut alerts = Vec::new();
-    stream.for_each(|tx| engine.process(tx, &mut alerts));
-    engine.flush(&mut alerts);
-    RunOutput {
-        config_version: engine.config_version().to_owned(),
-        alerts,
-        stats: engine.stats().clone(),
-        seconds: start.elapsed().as_secs_f64(),
-    }
+    // One config is one lane: run_lanes never falls back for its first config.
+    run_lanes(stream, &[config], clock)
+        .pop()
+        .unwrap_or_else(|| unreachable!("one config in, one run out"))
 }
 
 /// Run several configs over the stream in one pass, as lanes of one engine (configs whose
@@ -342,7 +335,7 @@ pub fn sweep(
         let alerts: Vec<Alert> = out.alerts.into_iter().filter(|a| is_affected(a)).collect();
         let mut all = kept.clone();
         all.extend(alerts.iter().cloned());
-        let (alerts_by_rule, accounts_by_rule) = count_by_rule(&all, |_| true);
+        let (alerts_by_rule, accounts_by_rule) = count_by_rule(&all);
         points.push(SweepPoint {
             settings: s,
             config_version: version,
