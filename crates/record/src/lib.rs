@@ -8,6 +8,7 @@
 
 mod amount;
 mod json;
+mod scan;
 mod text;
 mod time;
 
