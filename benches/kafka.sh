@@ -112,11 +112,14 @@ config "$work/tp.toml" "$run_id-tp-produce" "$in" "$run_id-unused" "$run_id-unus
 echo
 echo "== 1. throughput over $in (4 partitions): $(jq -r '"\(.records) records produced in \(.seconds*100|round/100) s (\(.records_per_second|round) records/s)"' "$work/produce.json")"
 echo "   bare  = rdkafka BaseConsumer reading to the end, first to last record"
+echo "   bare+decode = the same, also decoding every record with fundwatch's decoder (no engine)"
 echo "   busy  = service busy_records_per_second (first record polled to last; no group join, no idle wait)"
 echo "   total = service records_per_second (whole run: start-up, group join, 2 s idle wait, final commit)"
 for ((rep = 1; rep <= reps; rep++)); do
   bare_json="$("$tsvc" --config "$work/tp.toml" --bare-consume "$in" 2>"$work/bare.log")"
   bare="$(jq -r '.records_per_second' <<<"$bare_json")"
+  decode_json="$("$tsvc" --config "$work/tp.toml" --bare-consume "$in" --bare-decode 2>>"$work/bare.log")"
+  decode="$(jq -r '.records_per_second' <<<"$decode_json")"
   alerts="$run_id-tp-alerts-$rep"
   dead="$run_id-tp-dead-$rep"
   create "$alerts:4" "$dead:1"
@@ -126,8 +129,8 @@ for ((rep = 1; rep <= reps; rep++)); do
     tail -20 "$work/run.log" >&2
     exit 1
   }
-  jq -r --argjson bare "$bare" --argjson bn "$(jq .records <<<"$bare_json")" --argjson rep "$rep" '
-    "   run \($rep): bare \($bare|round) records/s (\($bn) records)  |  service busy \(.busy_records_per_second|round) records/s (\(.busy_seconds*100|round/100) s) = \(100*.busy_records_per_second/$bare|round)% of bare  |  total \(.records_per_second|round) records/s (\(.seconds*100|round/100) s) = \(100*.records_per_second/$bare|round)% of bare  |  \(.records_consumed) records, \(.alerts) alerts, \(.rejected) rejected, \(.transactions_committed) transactions (\(.commit_seconds*1000|round) ms committing)"' \
+  jq -r --argjson bare "$bare" --argjson decode "$decode" --argjson bn "$(jq .records <<<"$bare_json")" --argjson rep "$rep" '
+    "   run \($rep): bare \($bare|round) records/s (\($bn) records)  |  bare+decode \($decode|round) records/s = \(100*$decode/$bare|round)% of bare  |  service busy \(.busy_records_per_second|round) records/s (\(.busy_seconds*100|round/100) s) = \(100*.busy_records_per_second/$bare|round)% of bare  |  total \(.records_per_second|round) records/s (\(.seconds*100|round/100) s) = \(100*.records_per_second/$bare|round)% of bare  |  \(.records_consumed) records, \(.alerts) alerts, \(.rejected) rejected, \(.transactions_committed) transactions (\(.commit_seconds*1000|round) ms committing)"' \
     "$work/run.json"
 done
 

@@ -33,6 +33,10 @@ struct Args {
     /// Baseline: read this topic with a bare BaseConsumer to its end and report the rate.
     #[arg(long)]
     bare_consume: Option<String>,
+    /// With --bare-consume: also decode every record (fundwatch's decoder, no engine), to
+    /// show how much of the gap to the bare rate is decoding.
+    #[arg(long)]
+    bare_decode: bool,
     /// Benchmark: read INPUT_TOPIC (tx_id → Kafka timestamp) and ALERT_TOPIC (read_committed,
     /// noting the wall-clock receive time) while a live service runs, until nothing new
     /// arrived for --latency-idle-ms after the first input record; print produce-to-alert
@@ -72,7 +76,7 @@ fn main() {
     let result = if !args.create_topics.is_empty() || !args.delete_topics.is_empty() {
         admin(&config, &args.create_topics, &args.delete_topics)
     } else if let Some(topic) = args.bare_consume {
-        bare_consume(&config, &topic)
+        bare_consume(&config, &topic, args.bare_decode)
     } else if let Some(topics) = args.latency {
         latency(
             &config,
@@ -108,7 +112,7 @@ fn main() {
     }
 }
 
-fn bare_consume(config: &Config, topic: &str) -> Result<String, fundwatch_kafka::KafkaError> {
+fn bare_consume(config: &Config, topic: &str, decode: bool) -> Result<String, fundwatch_kafka::KafkaError> {
     use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::Message;
     use std::time::Instant;
@@ -127,6 +131,7 @@ fn bare_consume(config: &Config, topic: &str) -> Result<String, fundwatch_kafka:
     c.subscribe(&[topic])?;
     let mut n = 0u64;
     let mut bytes = 0usize;
+    let mut valid = 0u64;
     let mut first = None;
     let mut last = Instant::now();
     let mut eof = std::collections::HashSet::new();
@@ -142,6 +147,9 @@ fn bare_consume(config: &Config, topic: &str) -> Result<String, fundwatch_kafka:
                 last = Instant::now();
                 n += 1;
                 bytes += m.payload().map_or(0, |p| p.len());
+                if decode {
+                    valid += u64::from(fundwatch_record::decode_json(m.payload().unwrap_or(&[])).is_ok());
+                }
             }
             Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) if first.is_some() => {
                 eof.insert(p);
@@ -151,7 +159,7 @@ fn bare_consume(config: &Config, topic: &str) -> Result<String, fundwatch_kafka:
     }
     let secs = first.map_or(0.0, |f| last.duration_since(f).as_secs_f64());
     Ok(format!(
-        "{{\"records\":{n},\"bytes\":{bytes},\"seconds\":{secs},\"records_per_second\":{}}}",
+        "{{\"records\":{n},\"bytes\":{bytes},\"decoded_valid\":{valid},\"seconds\":{secs},\"records_per_second\":{}}}",
         n as f64 / secs.max(1e-9)
     ))
 }
