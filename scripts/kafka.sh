@@ -265,22 +265,22 @@ ensure_tls() {
   local tmp="$TLS_DIR.tmp"
   rm -rf "$tmp"
   mkdir -p "$tmp"
+  # Chained with &&: `set -e` does not apply inside an `if` condition.
+  # EC keys: made in milliseconds, unlike RSA, so a wiped data dir starts as fast as before.
   if ! (
-    cd "$tmp"
-    set -e
-    # EC keys: made in milliseconds, unlike RSA, so a wiped data dir starts as fast as before.
-    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 3650 \
-      -keyout ca.key -out ca.pem -subj "/CN=fundwatch test CA $(date +%s)" \
-      -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign
-    openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
-      -keyout broker.key -out broker.csr -subj "/CN=$HOST"
-    printf '%s\n' basicConstraints=CA:FALSE keyUsage=critical,digitalSignature \
-      extendedKeyUsage=serverAuth "subjectAltName=IP:$HOST,DNS:localhost" >broker.ext
-    openssl x509 -req -in broker.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 3650 \
-      -extfile broker.ext -out broker.pem
-    openssl pkcs12 -export -in broker.pem -inkey broker.key -certfile ca.pem -name broker \
-      -passout "pass:$KEYSTORE_PASSWORD" -out broker.p12
-    rm -f ca.key ca.srl broker.csr broker.ext broker.key
+    cd "$tmp" &&
+      openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 3650 \
+        -keyout ca.key -out ca.pem -subj "/CN=fundwatch test CA $(date +%s)" \
+        -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign &&
+      openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+        -keyout broker.key -out broker.csr -subj "/CN=$HOST" &&
+      printf '%s\n' basicConstraints=CA:FALSE keyUsage=critical,digitalSignature \
+        extendedKeyUsage=serverAuth "subjectAltName=IP:$HOST,DNS:localhost" >broker.ext &&
+      openssl x509 -req -in broker.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 3650 \
+        -extfile broker.ext -out broker.pem &&
+      openssl pkcs12 -export -in broker.pem -inkey broker.key -certfile ca.pem -name broker \
+        -passout "pass:$KEYSTORE_PASSWORD" -out broker.p12 &&
+      rm -f ca.key ca.srl broker.csr broker.ext broker.key
   ) >"$DATA/tls.log" 2>&1; then
     cat "$DATA/tls.log" >&2
     die "could not make the SASL_SSL listener's certificates (log: $DATA/tls.log)"
