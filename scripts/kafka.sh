@@ -27,6 +27,13 @@ OUTFILE="$LOGDIR/kafka.out"
 PROPS="$DATA/server.properties"
 META_DIR="$DATA/kraft-combined-logs"
 MARKER="$DATA/.fundwatch-kafka-data"
+# The SASL_SSL listener's throwaway CA and broker certificate, made on start when missing.
+TLS_DIR="$DATA/tls"
+# Test-only credentials of the SASL_SSL listener (SCRAM-SHA-512 and PLAIN).
+SASL_USER="${KAFKA_SASL_USER:-fundwatch}"
+SASL_PASSWORD="${KAFKA_SASL_PASSWORD:-fundwatch-test-secret}"
+# Password of the broker's PKCS12 keystore: a throwaway, like the key it guards.
+KEYSTORE_PASSWORD=fundwatch-test-keystore
 
 JAVA="${JAVA_HOME:+$JAVA_HOME/bin/}java"
 
@@ -38,6 +45,7 @@ usage() {
 usage: scripts/kafka.sh COMMAND
   fetch                      resolve Kafka $KAFKA_VERSION jars from Maven Central into $KAFKA_HOME_DIR
   start                      fetch if needed, format storage if needed, start the broker, wait until it answers
+                             (PLAINTEXT on $HOST:\${KAFKA_PORT:-19092}, SASL_SSL on $HOST:\${KAFKA_SASL_SSL_PORT:-19094})
   stop [--wipe]              stop the broker (SIGTERM, then SIGKILL after ${STOP_TIMEOUT}s); --wipe deletes $DATA
   restart                    stop, then start (data kept)
   status                     whether the broker runs, and where (exit 0 running, 3 not running)
@@ -67,6 +75,17 @@ bootstrap() {
     cat "$DATA/bootstrap"
   else
     echo "$HOST:19092"
+  fi
+}
+
+# The SASL_SSL listener's address, or nothing when it is switched off.
+sasl_ssl_bootstrap() {
+  if [[ -n "${KAFKA_SASL_SSL_PORT:-}" ]]; then
+    [[ "$KAFKA_SASL_SSL_PORT" == off ]] || echo "$HOST:$KAFKA_SASL_SSL_PORT"
+  elif [[ -f "$DATA/sasl_ssl_bootstrap" ]]; then
+    cat "$DATA/sasl_ssl_bootstrap"
+  else
+    echo "$HOST:19094"
   fi
 }
 
@@ -236,19 +255,88 @@ cmd_fetch() {
 
 # ---------------------------------------------------------------- start
 
+# A throwaway CA and a broker certificate for 127.0.0.1 (SAN IP:127.0.0.1, DNS:localhost),
+# made once per data dir (again after stop --wipe). Clients verify the broker against
+# $TLS_DIR/ca.pem with hostname verification on. The CA key is deleted once it has signed.
+ensure_tls() {
+  [[ -s "$TLS_DIR/ca.pem" && -s "$TLS_DIR/broker.p12" ]] && return 0
+  command -v openssl >/dev/null 2>&1 ||
+    die "openssl is needed for the SASL_SSL listener's certificates (KAFKA_SASL_SSL_PORT=off goes without)"
+  local tmp="$TLS_DIR.tmp"
+  rm -rf "$tmp"
+  mkdir -p "$tmp"
+  # Chained with &&: `set -e` does not apply inside an `if` condition.
+  # EC keys: made in milliseconds, unlike RSA, so a wiped data dir starts as fast as before.
+  if ! (
+    cd "$tmp" &&
+      openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 3650 \
+        -keyout ca.key -out ca.pem -subj "/CN=fundwatch test CA $(date +%s)" \
+        -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign &&
+      openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+        -keyout broker.key -out broker.csr -subj "/CN=$HOST" &&
+      printf '%s\n' basicConstraints=CA:FALSE keyUsage=critical,digitalSignature \
+        extendedKeyUsage=serverAuth "subjectAltName=IP:$HOST,DNS:localhost" >broker.ext &&
+      openssl x509 -req -in broker.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 3650 \
+        -extfile broker.ext -out broker.pem &&
+      openssl pkcs12 -export -in broker.pem -inkey broker.key -certfile ca.pem -name broker \
+        -passout "pass:$KEYSTORE_PASSWORD" -out broker.p12 &&
+      rm -f ca.key ca.srl broker.csr broker.ext broker.key
+  ) >"$DATA/tls.log" 2>&1; then
+    cat "$DATA/tls.log" >&2
+    die "could not make the SASL_SSL listener's certificates (log: $DATA/tls.log)"
+  fi
+  rm -rf "$TLS_DIR"
+  mv "$tmp" "$TLS_DIR"
+  log "made a throwaway CA and broker certificate in $TLS_DIR (clients: ssl.ca.location=$TLS_DIR/ca.pem)"
+}
+
+# What the scram-user file records: which user and password the metadata log holds.
+scram_stamp() { printf '%s:%s' "$SASL_USER" "$(printf '%s' "$SASL_PASSWORD" | sha256sum | cut -d' ' -f1)"; }
+
+check_sasl_credentials() {
+  # They go into a JAAS line and a --add-scram spec unquoted: keep them plain.
+  [[ "$SASL_USER" =~ ^[A-Za-z0-9._-]+$ ]] || die "KAFKA_SASL_USER may only hold letters, digits, '.', '_', '-'"
+  [[ "$SASL_PASSWORD" =~ ^[A-Za-z0-9._-]+$ ]] || die "KAFKA_SASL_PASSWORD may only hold letters, digits, '.', '_', '-'"
+}
+
+# The SCRAM credential is written into the metadata log at format time; a data dir formatted
+# before (or with other credentials) gets it through the running broker instead.
+# Not fatal: the broker is up and PLAINTEXT (and PLAIN logins) work without it.
+ensure_scram_user() {
+  local port="$1" out
+  [[ -f "$DATA/scram-user" && "$(cat "$DATA/scram-user")" == "$(scram_stamp)" ]] && return 0
+  log "adding SCRAM-SHA-512 user $SASL_USER"
+  if out="$(tool org.apache.kafka.tools.ConfigCommand --bootstrap-server "$HOST:$port" --alter \
+    --add-config "SCRAM-SHA-512=[password=$SASL_PASSWORD]" \
+    --entity-type users --entity-name "$SASL_USER" 2>&1)"; then
+    scram_stamp >"$DATA/scram-user"
+  else
+    printf '%s\n' "$out" | tail -n 20 >&2
+    log "warning: could not add the SCRAM user $SASL_USER: SCRAM logins on the SASL_SSL listener will fail"
+  fi
+}
+
 write_configs() {
-  local port="$1" cport="$2"
+  local port="$1" cport="$2" sport="$3"
+  local listeners="PLAINTEXT://$HOST:$port,CONTROLLER://$HOST:$cport"
+  local advertised="PLAINTEXT://$HOST:$port"
+  local protocols="CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
+  if [[ -n "$sport" ]]; then
+    listeners+=",SASL_SSL://$HOST:$sport"
+    advertised+=",SASL_SSL://$HOST:$sport"
+    protocols+=",SASL_SSL:SASL_SSL"
+  fi
   cat >"$PROPS" <<EOF
 # generated by scripts/kafka.sh on every start: single-node KRaft for tests, 127.0.0.1 only
 process.roles=broker,controller
 node.id=1
 # static single-voter quorum: survives a change of ports between runs (no --standalone format)
 controller.quorum.voters=1@$HOST:$cport
-listeners=PLAINTEXT://$HOST:$port,CONTROLLER://$HOST:$cport
-advertised.listeners=PLAINTEXT://$HOST:$port
+listeners=$listeners
+advertised.listeners=$advertised
 inter.broker.listener.name=PLAINTEXT
 controller.listener.names=CONTROLLER
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+listener.security.protocol.map=$protocols
 log.dirs=$META_DIR
 
 # one node: every internal topic with one replica
@@ -280,6 +368,23 @@ log.retention.bytes=${KAFKA_RETENTION_BYTES:-67108864}
 log.segment.bytes=16777216
 log.retention.check.interval.ms=60000
 EOF
+  if [[ -n "$sport" ]]; then
+    cat >>"$PROPS" <<EOF
+
+# SASL_SSL for clients (TLS/SASL pass-through tests): TLS with the throwaway certificate in
+# $TLS_DIR, SCRAM-SHA-512 (user added at format time) or PLAIN, test-only credentials.
+# No authorizer: an authenticated user may do anything. Brokers and controller stay PLAINTEXT.
+listener.name.sasl_ssl.ssl.keystore.type=PKCS12
+listener.name.sasl_ssl.ssl.keystore.location=$TLS_DIR/broker.p12
+listener.name.sasl_ssl.ssl.keystore.password=$KEYSTORE_PASSWORD
+listener.name.sasl_ssl.ssl.key.password=$KEYSTORE_PASSWORD
+listener.name.sasl_ssl.sasl.enabled.mechanisms=SCRAM-SHA-512,PLAIN
+# Also global: the broker keeps SCRAM credentials in its cache only for mechanisms enabled here.
+sasl.enabled.mechanisms=SCRAM-SHA-512,PLAIN
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_$SASL_USER="$SASL_PASSWORD";
+EOF
+  fi
   cat >"$DATA/log4j2.properties" <<EOF
 # generated by scripts/kafka.sh: broker log in $LOGFILE
 status = warn
@@ -302,19 +407,30 @@ logger.netclient.name = org.apache.kafka.clients.NetworkClient
 logger.netclient.level = WARN
 EOF
   echo "$HOST:$port" >"$DATA/bootstrap"
+  if [[ -n "$sport" ]]; then
+    echo "$HOST:$sport" >"$DATA/sasl_ssl_bootstrap"
+  else
+    rm -f "$DATA/sasl_ssl_bootstrap"
+  fi
 }
 
 format_storage() {
+  local sport="$1"
   [[ -f "$META_DIR/meta.properties" ]] && return 0
-  local cid="${KAFKA_CLUSTER_ID:-}"
+  local cid="${KAFKA_CLUSTER_ID:-}" scram=()
   if [[ -z "$cid" ]]; then
     cid="$(tool kafka.tools.StorageTool random-uuid | tail -n 1)"
   fi
+  if [[ -n "$sport" ]]; then
+    scram=(--add-scram "SCRAM-SHA-512=[name=$SASL_USER,password=$SASL_PASSWORD]")
+  fi
   log "formatting $META_DIR (cluster id $cid)"
-  if ! tool kafka.tools.StorageTool format -t "$cid" -c "$PROPS" >>"$OUTFILE" 2>&1; then
+  rm -f "$DATA/scram-user"
+  if ! tool kafka.tools.StorageTool format -t "$cid" -c "$PROPS" "${scram[@]}" >>"$OUTFILE" 2>&1; then
     tail -n 20 "$OUTFILE" >&2
     die "formatting the storage failed"
   fi
+  if [[ -n "$sport" ]]; then scram_stamp >"$DATA/scram-user"; fi
 }
 
 # Broker answers metadata requests? kcat if installed, else the broker's own TopicCommand.
@@ -331,13 +447,13 @@ answers_metadata() {
 }
 
 wait_ready() {
-  local pid="$1" bs="$2" port="${2##*:}" deadline=$((SECONDS + START_TIMEOUT))
+  local pid="$1" bs="$2" port="${2##*:}" sport="${3:-}" deadline=$((SECONDS + START_TIMEOUT))
   while ((SECONDS < deadline)); do
     if ! is_broker_pid "$pid"; then
       dump_logs
       die "the broker (pid $pid) exited during start-up"
     fi
-    if port_open "$port" && answers_metadata "$bs"; then
+    if port_open "$port" && answers_metadata "$bs" && { [[ -z "$sport" ]] || port_open "$sport"; }; then
       return 0
     fi
     sleep 1
@@ -351,6 +467,9 @@ wait_ready() {
 
 do_start() {
   local port="${KAFKA_PORT:-19092}" cport="${KAFKA_CONTROLLER_PORT:-19093}" pid t0=$SECONDS
+  local sport="${KAFKA_SASL_SSL_PORT:-19094}"
+  [[ "$sport" == off ]] && sport=""
+  [[ -z "$sport" ]] || check_sasl_credentials
   need_java
   cmd_fetch
   mkdir -p "$DATA"
@@ -358,12 +477,17 @@ do_start() {
   if pid="$(broker_pid)"; then
     log "already running (pid $pid)"
     wait_ready "$pid" "$(bootstrap)"
+    local ssl_bs
+    ssl_bs="$(sasl_ssl_bootstrap)"
+    if [[ -n "$ssl_bs" ]] && ! port_open "${ssl_bs##*:}"; then
+      log "warning: no SASL_SSL listener on $ssl_bs (a broker started before it existed?): scripts/kafka.sh restart adds it"
+    fi
     bootstrap
     return 0
   fi
-  for p in "$port" "$cport"; do
+  for p in "$port" "$cport" $sport; do
     if port_open "$p"; then
-      die "$HOST:$p is already in use by another process (set KAFKA_PORT / KAFKA_CONTROLLER_PORT)"
+      die "$HOST:$p is already in use by another process (set KAFKA_PORT / KAFKA_CONTROLLER_PORT / KAFKA_SASL_SSL_PORT)"
     fi
   done
   if [[ -f "$META_DIR/meta.properties" && -s "$DATA/kafka-version" &&
@@ -373,10 +497,11 @@ do_start() {
   mkdir -p "$LOGDIR" "$META_DIR"
   echo "$KAFKA_VERSION" >"$DATA/kafka-version"
   mark_logs
-  write_configs "$port" "$cport"
-  format_storage
+  [[ -z "$sport" ]] || ensure_tls
+  write_configs "$port" "$cport" "$sport"
+  format_storage "$sport"
   rm -f "$PIDFILE"
-  log "starting Kafka $KAFKA_VERSION on $HOST:$port (controller $HOST:$cport), data in $DATA"
+  log "starting Kafka $KAFKA_VERSION on $HOST:$port (controller $HOST:$cport${sport:+, SASL_SSL $HOST:$sport}), data in $DATA"
   # New session, detached from the caller's terminal; the pid file is written by the
   # process that then becomes the JVM. fd 9 (our lock) is not inherited.
   (
@@ -396,8 +521,11 @@ do_start() {
   done
   [[ -s "$PIDFILE" ]] || { dump_logs; die "the broker process did not start"; }
   pid="$(cat "$PIDFILE")"
-  wait_ready "$pid" "$HOST:$port"
+  wait_ready "$pid" "$HOST:$port" "$sport"
+  [[ -z "$sport" ]] || ensure_scram_user "$port"
   log "broker up (pid $pid) after $((SECONDS - t0))s; log: $LOGFILE"
+  [[ -z "$sport" ]] ||
+    log "SASL_SSL on $HOST:$sport: CA $TLS_DIR/ca.pem, SCRAM-SHA-512 or PLAIN user $SASL_USER (test-only password)"
   echo "$HOST:$port"
 }
 
@@ -466,6 +594,15 @@ cmd_status() {
     local state="answering"
     port_open "${bs##*:}" || state="NOT accepting connections"
     echo "Kafka $KAFKA_VERSION running: pid $pid, bootstrap $bs ($state), data $DATA, log $LOGFILE"
+    local ssl_bs
+    ssl_bs="$(sasl_ssl_bootstrap)"
+    if [[ -n "$ssl_bs" ]]; then
+      if port_open "${ssl_bs##*:}"; then
+        echo "SASL_SSL: bootstrap $ssl_bs, CA $TLS_DIR/ca.pem, SCRAM-SHA-512 or PLAIN user $SASL_USER"
+      else
+        echo "SASL_SSL: not listening on $ssl_bs"
+      fi
+    fi
     return 0
   fi
   echo "Kafka not running (data dir $DATA$([[ -d "$DATA" ]] || echo ', absent'))"

@@ -68,7 +68,7 @@ mod service;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use client::{client_config, expand_env};
+pub use client::{check_connection, check_env, client_config, expand_env};
 pub use demo::{demo, DemoOptions, DemoSummary};
 pub use metrics::Metrics;
 pub use produce::{produce, ProduceOptions, ProduceSummary};
@@ -79,8 +79,11 @@ pub use service::{run, RunSummary, Service, Shutdown};
 pub enum KafkaError {
     #[error("kafka: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
-    #[error("kafka setting {key}: environment variable {var} is not set")]
+    #[error("kafka.client.\"{key}\": environment variable {var} is not set")]
     MissingEnv { key: String, var: String },
+    /// TLS or SASL refused: librdkafka would retry it forever, so the service stops.
+    #[error("kafka: cannot connect securely to {brokers}: {reason} (check the TLS/SASL settings in [kafka.client])")]
+    Security { brokers: String, reason: String },
     #[error("cannot read {0}: {1}")]
     Io(String, std::io::Error),
     #[error("cannot listen on {0}: {1}")]

@@ -12,7 +12,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use serde::Serialize;
 use tracing::info;
 
-use crate::client::{client_config, Role};
+use crate::client::{check_connection, client_config, Role};
 use crate::KafkaError;
 
 /// Options of `fundwatch produce`.
@@ -65,6 +65,13 @@ pub fn produce(config: &Config, opts: &ProduceOptions) -> Result<ProduceSummary,
     if pc.get("linger.ms").is_none() {
         pc.set("linger.ms", "10");
     }
+    // A refused TLS/SASL login fails here with its reason, not as a flush timeout.
+    check_connection(
+        &config.kafka.brokers,
+        &config.kafka.client,
+        Instant::now() + Duration::from_secs(30),
+        || false,
+    )?;
     let producer: ThreadedProducer<DefaultProducerContext> = pc.create()?;
     let file = std::fs::File::open(&opts.input).map_err(|e| KafkaError::Io(opts.input.display().to_string(), e))?;
     let reader = BufReader::with_capacity(1 << 20, file);

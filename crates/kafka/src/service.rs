@@ -18,7 +18,7 @@ use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 use tracing::{debug, error, info, warn};
 
-use crate::client::{client_config, Role};
+use crate::client::{check_connection, check_env, client_config, Role};
 use crate::metrics::{HttpServer, Metrics};
 use crate::reload::{evaluate, ConfigWatcher, Verdict};
 use crate::{KafkaError, RunOptions};
@@ -1182,6 +1182,7 @@ impl Service {
     pub fn run(self, shutdown: Shutdown) -> Result<RunSummary, KafkaError> {
         let started = Instant::now();
         let kafka = &self.config.kafka;
+        check_env(&kafka.client)?;
         let id = instance_id(&self.opts);
         let transactional = !self.opts.no_transactions;
         let tid = format!("{}-{}-{}", kafka.transactional_id_prefix, kafka.group_id, id);
@@ -1199,6 +1200,11 @@ impl Service {
             Some(s)
         };
 
+        // Bounds the wait for the brokers at start: the connection check, then init_transactions.
+        let start_deadline = Instant::now() + Duration::from_secs(120);
+        check_connection(&kafka.brokers, &kafka.client, start_deadline, || {
+            shutdown.is_triggered()
+        })?;
         let mut pc = client_config(&kafka.brokers, &kafka.client, Role::Producer)?;
         if transactional {
             pc.set("transactional.id", &tid);
@@ -1209,8 +1215,7 @@ impl Service {
         let producer: ThreadedProducer<DefaultProducerContext> = pc.create()?;
         let op_timeout = Duration::from_secs(30);
         if transactional {
-            let deadline = Instant::now() + Duration::from_secs(120);
-            init_transactions(&producer, op_timeout, &shutdown, Some(deadline))?;
+            init_transactions(&producer, op_timeout, &shutdown, Some(start_deadline))?;
             info!(transactional_id = %tid, "transactional producer initialised");
         }
 
