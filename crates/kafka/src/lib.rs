@@ -51,6 +51,26 @@
 //! 5. Drain mode (`--exit-when-idle`) flushes the reorder buffer at the end of input; the
 //!    flush offset is stored in the commit metadata and a rebuild flushes (emit off) at the
 //!    same offset, so even a flushed partition rebuilds to the identical state.
+//! 6. Hung transactions. A broker can record a transaction as committed without writing its
+//!    markers: a single-node broker shutting down takes the leaders of its partitions away
+//!    (leader -1) while it still answers, and its coordinator skips markers for leaderless
+//!    partitions. The transaction's records and offsets then stay pending: neither committed
+//!    nor aborted. A marker ends everything a producer id has pending on a partition, so the
+//!    next transaction of the same producer id decides its fate on the partitions it touches.
+//!    Committing it would commit the hung records only where it writes, and leave them hung
+//!    elsewhere; so after any broker connection failure, the first commit first checks that
+//!    the group's committed offsets are stable, and a rebuild that cannot read stable offsets
+//!    checks whether the coordinator answers without `require_stable`. Either way, pending
+//!    offsets while nothing of ours is open mean a hung transaction, and the service aborts
+//!    it from the same producer id: a transaction with a filler record on every partition of
+//!    the alert and dead-letter topics and offsets for the group, then aborted. The hung
+//!    transaction is thereby aborted on every partition it can have touched, the committed
+//!    offsets are again the ones before it, and every partition is rebuilt from them as in 3.
+//!    (Offsets pending from *another* producer id cannot be ended this way; the service
+//!    retries until that transaction times out.) The filler records are aborted, so
+//!    read_committed readers never see them. Residual assumption: the group's offsets
+//!    partition loses its leader together with the output partitions (true on one broker);
+//!    with replicated partitions leaders move and markers are written.
 //!
 //! Assumption: Kafka record timestamps of a partition are roughly non-decreasing
 //! (CreateTime set by producers, or LogAppendTime); a record whose Kafka timestamp is much

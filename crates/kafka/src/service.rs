@@ -254,6 +254,22 @@ struct Pipeline {
     shutdown: Shutdown,
     /// Threads that process a batch's partitions.
     threads: usize,
+    /// Set by the consumer's error callback when the connection to a broker failed: the first
+    /// commit after it checks that the committed offsets are stable (see `abort_hung`).
+    outage: Arc<AtomicBool>,
+    /// A read_uncommitted consumer of the group (never subscribed): reads committed offsets
+    /// without `require_stable`, to tell "offsets unstable" from "coordinator unreachable".
+    probe_config: rdkafka::ClientConfig,
+    /// What the last committed transaction added to the summary, taken back if that
+    /// transaction turns out hung and is aborted.
+    last_txn: TxnCounts,
+}
+
+/// Summary counts of one committed transaction.
+#[derive(Default)]
+struct TxnCounts {
+    alerts: BTreeMap<String, u64>,
+    rejects: BTreeMap<String, u64>,
 }
 
 fn horizon_ms(config: &Config) -> i64 {
@@ -482,6 +498,7 @@ impl Pipeline {
         self.txn_alerts.clear();
         self.txn_rejects.clear();
         self.needs_reset = !self.parts.is_empty();
+        self.metrics.recoveries.with_label_values(&["producer_recreated"]).inc();
         loop {
             // Replacing drops (destroys) the dead producer first-hand.
             match self
@@ -819,6 +836,13 @@ impl Pipeline {
         if tpl.count() == 0 && !self.in_txn {
             return Ok(());
         }
+        if self.transactional && self.outage.swap(false, Ordering::SeqCst) && self.offsets_hung(consumer) {
+            // The last transaction before the outage may have been completed by the broker
+            // without its markers: committing now would commit its pending records on the
+            // partitions this one touches and leave them hung on the others.
+            self.abort_hung(consumer);
+            return Ok(());
+        }
         let started = Instant::now();
         let result = if self.transactional {
             self.commit_txn(consumer, &tpl)
@@ -839,18 +863,22 @@ impl Pipeline {
                         part.committed = o;
                     }
                 }
+                let mut counts = TxnCounts::default();
                 for code in self.txn_rejects.drain(..) {
                     self.summary.rejected += 1;
-                    *self.summary.rejected_by_reason.entry(code).or_default() += 1;
+                    *self.summary.rejected_by_reason.entry(code.clone()).or_default() += 1;
+                    *counts.rejects.entry(code).or_default() += 1;
                 }
                 let alerts = std::mem::take(&mut self.txn_alerts);
                 for a in &alerts {
                     self.summary.alerts += 1;
                     *self.summary.alerts_by_rule.entry(a.rule.clone()).or_default() += 1;
+                    *counts.alerts.entry(a.rule.clone()).or_default() += 1;
                     if let Some(h) = self.hook.as_mut() {
                         h(a);
                     }
                 }
+                self.last_txn = counts;
                 debug!(alerts = alerts.len(), partitions = tpl.count(), "transaction committed");
                 Ok(())
             }
@@ -939,10 +967,17 @@ impl Pipeline {
         let plan = match self.plan(consumer, &partitions) {
             Ok(plan) => plan,
             Err(e) => {
-                // Broker unreachable: keep the partitions paused in "needs reset" and retry.
-                warn!(error = %e, "cannot read committed offsets; retrying the reset");
                 self.needs_reset = true;
-                std::thread::sleep(Duration::from_secs(1));
+                if self.transactional && self.coordinator_answers(&partitions) {
+                    // The coordinator answers, but not with stable offsets: a transaction's
+                    // offsets stay pending (see `abort_hung`). Waiting does not end it.
+                    warn!(error = %e, "committed offsets are unstable (a transaction is pending on them)");
+                    self.abort_hung(consumer);
+                } else {
+                    // Broker unreachable: keep the partitions paused in "needs reset" and retry.
+                    warn!(error = %e, "cannot read committed offsets; retrying the reset");
+                    std::thread::sleep(Duration::from_secs(1));
+                }
                 return Ok(());
             }
         };
@@ -969,6 +1004,146 @@ impl Pipeline {
             return Ok(());
         }
         info!(partitions = ?partitions, "partitions reset to their committed offsets");
+        Ok(())
+    }
+
+    /// After an outage: are the group's committed offsets of the assigned partitions pending
+    /// on a transaction (a stable read does not complete while an unstable one does)? False
+    /// when they are stable, or when the coordinator does not answer at all (the commit then
+    /// fails and aborts as usual; the check is made again after the next outage).
+    fn offsets_hung<C: ConsumerContext>(&self, consumer: &BaseConsumer<C>) -> bool {
+        let partitions: Vec<i32> = self.parts.keys().copied().collect();
+        let mut tpl = TopicPartitionList::new();
+        for p in &partitions {
+            tpl.add_partition(&self.topic, *p);
+        }
+        match consumer.committed_offsets(tpl, self.op_timeout) {
+            Ok(_) => {
+                debug!("committed offsets stable after the outage");
+                false
+            }
+            Err(e) => {
+                let hung = self.coordinator_answers(&partitions);
+                if hung {
+                    warn!(error = %e, "after the broker outage the committed offsets are unstable: the last transaction's markers were not written");
+                } else {
+                    self.outage.store(true, Ordering::SeqCst);
+                }
+                hung
+            }
+        }
+    }
+
+    /// Whether the group coordinator answers a committed-offset read without `require_stable`
+    /// (read_uncommitted), i.e. the broker is reachable and knows the group.
+    fn coordinator_answers(&self, partitions: &[i32]) -> bool {
+        let probe: BaseConsumer = match self.probe_config.create() {
+            Ok(c) => c,
+            Err(e) => {
+                warn!(error = %e, "cannot create the offset probe consumer");
+                return false;
+            }
+        };
+        let mut tpl = TopicPartitionList::new();
+        for p in partitions {
+            tpl.add_partition(&self.topic, *p);
+        }
+        probe.committed_offsets(tpl, self.op_timeout).is_ok()
+    }
+
+    /// End a hung transaction: one the broker's coordinator recorded as complete although its
+    /// markers were never written (seen when a single-node broker shuts down: the partitions
+    /// lose their leader before the markers go out and the coordinator skips them). Its
+    /// records and offsets stay pending for good: stable committed-offset reads never
+    /// complete and read_committed readers stop at its first record. A marker ends whatever
+    /// a producer id has pending on a partition, so a transaction of this producer id that
+    /// writes a filler record to every partition of the alert and dead-letter topics and
+    /// offsets of the group, then aborts, ends the hung one as aborted on every partition it
+    /// can have touched. Every partition is then rebuilt from the committed offsets before it,
+    /// as after any abort; its alerts are emitted again in later transactions.
+    fn abort_hung<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) {
+        warn!(
+            "aborting the pending transaction from this producer id (fillers to every output partition, offsets of the group), then rebuilding from the committed offsets"
+        );
+        self.metrics
+            .recoveries
+            .with_label_values(&["hung_transaction_aborted"])
+            .inc();
+        if let Err(e) = self.fill_for_abort(consumer) {
+            // Whatever was added is aborted below; the next failed plan or outage retries.
+            warn!(error = %e, "could not add every partition to the aborting transaction");
+        }
+        // Its alerts were counted as committed; they are emitted (and counted) again.
+        let counts = std::mem::take(&mut self.last_txn);
+        for (rule, n) in counts.alerts {
+            self.summary.alerts = self.summary.alerts.saturating_sub(n);
+            if let Some(c) = self.summary.alerts_by_rule.get_mut(&rule) {
+                *c = c.saturating_sub(n);
+            }
+        }
+        for (code, n) in counts.rejects {
+            self.summary.rejected = self.summary.rejected.saturating_sub(n);
+            if let Some(c) = self.summary.rejected_by_reason.get_mut(&code) {
+                *c = c.saturating_sub(n);
+            }
+        }
+        self.summary.alerts_by_rule.retain(|_, n| *n > 0);
+        self.summary.rejected_by_reason.retain(|_, n| *n > 0);
+        // abort() aborts (or, failing that, re-creates the producer, whose init aborts) and
+        // marks every partition for a rebuild.
+        self.in_txn = self.in_txn || self.transactional;
+        self.abort();
+    }
+
+    fn fill_for_abort<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) -> Result<(), KafkaError> {
+        self.ensure_txn()?;
+        let headers = || {
+            OwnedHeaders::new().insert(Header {
+                key: "fundwatch.filler",
+                value: Some("aborted; ends a hung transaction"),
+            })
+        };
+        for topic in [self.alert_topic.clone(), self.dead_letter_topic.clone()] {
+            let md = self.producer.client().fetch_metadata(Some(&topic), self.op_timeout)?;
+            let partitions: Vec<i32> = md
+                .topics()
+                .iter()
+                .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+                .collect();
+            for p in partitions {
+                let mut rec = BaseRecord::<[u8], [u8]>::to(&topic)
+                    .partition(p)
+                    .payload(&[][..])
+                    .headers(headers());
+                loop {
+                    match self.producer.send(rec) {
+                        Ok(()) => break,
+                        Err((RdError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                            rec = r;
+                            std::thread::sleep(Duration::from_millis(2));
+                        }
+                        Err((e, _)) => return Err(e.into()),
+                    }
+                }
+            }
+        }
+        // The offsets are aborted, so their values do not matter; any assigned partition puts
+        // the group's offsets partition in the transaction.
+        let mut tpl = TopicPartitionList::new();
+        let partitions: Vec<i32> = if self.parts.is_empty() {
+            vec![0]
+        } else {
+            self.parts.keys().copied().collect()
+        };
+        for p in partitions {
+            tpl.add_partition_offset(&self.topic, p, Offset::Offset(0))?;
+        }
+        let cgm = consumer
+            .group_metadata()
+            .ok_or_else(|| KafkaError::Other("consumer has no group metadata".into()))?;
+        retry(self.op_timeout, |t| {
+            self.producer.send_offsets_to_transaction(&tpl, &cgm, t)
+        })?;
         Ok(())
     }
 
@@ -1086,6 +1261,8 @@ fn init_transactions(
 /// The consumer's context: rebalance callbacks work on the shared pipeline.
 struct Ctx {
     pipe: Arc<Mutex<Pipeline>>,
+    /// Shared with the pipeline: a broker connection failed (see `Pipeline::outage`).
+    outage: Arc<AtomicBool>,
     /// Bumped by every rebalance callback: records polled before one are not processed.
     generation: std::sync::atomic::AtomicU64,
 }
@@ -1100,7 +1277,15 @@ impl ClientContext for Ctx {
     fn error(&self, error: RdError, reason: &str) {
         match error {
             RdError::Global(RDKafkaErrorCode::PartitionEOF) => debug!(reason, "end of partition"),
-            e => warn!(error = %e, reason, "kafka client error"),
+            e => {
+                if matches!(
+                    e,
+                    RdError::Global(RDKafkaErrorCode::AllBrokersDown | RDKafkaErrorCode::BrokerTransportFailure)
+                ) {
+                    self.outage.store(true, Ordering::SeqCst);
+                }
+                warn!(error = %e, reason, "kafka client error")
+            }
         }
     }
 }
@@ -1214,6 +1399,13 @@ impl Service {
             info!(transactional_id = %tid, "transactional producer initialised");
         }
 
+        let mut cc = client_config(&kafka.brokers, &kafka.client, Role::Consumer)?;
+        cc.set("group.id", &kafka.group_id);
+        cc.set("enable.auto.commit", "false");
+        cc.set("enable.auto.offset.store", "false");
+        let mut probe_config = cc.clone();
+        probe_config.set("isolation.level", "read_uncommitted");
+        let outage = Arc::new(AtomicBool::new(false));
         let pipe = Arc::new(Mutex::new(Pipeline {
             config: self.config.clone(),
             topic: kafka.input_topic.clone(),
@@ -1245,12 +1437,11 @@ impl Service {
                 .opts
                 .threads
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()).min(8)),
+            outage: outage.clone(),
+            probe_config,
+            last_txn: TxnCounts::default(),
         }));
 
-        let mut cc = client_config(&kafka.brokers, &kafka.client, Role::Consumer)?;
-        cc.set("group.id", &kafka.group_id);
-        cc.set("enable.auto.commit", "false");
-        cc.set("enable.auto.offset.store", "false");
         cc.set("isolation.level", "read_committed");
         cc.set("enable.partition.eof", "true");
         set_default(&mut cc, "auto.offset.reset", "earliest");
@@ -1266,6 +1457,7 @@ impl Service {
         let new_consumer = || -> Result<BaseConsumer<Ctx>, KafkaError> {
             let consumer: BaseConsumer<Ctx> = cc.create_with_context(Ctx {
                 pipe: pipe.clone(),
+                outage: outage.clone(),
                 generation: Default::default(),
             })?;
             consumer.subscribe(&[&kafka.input_topic])?;
@@ -1308,6 +1500,7 @@ impl Service {
                 // rebuilds them from the committed offsets.
                 let reason = consumer.client().fatal_error().map(|(c, r)| format!("{c:?}: {r}"));
                 error!(reason = ?reason, "consumer failed fatally: re-creating it and rejoining the group");
+                self.metrics.recoveries.with_label_values(&["consumer_recreated"]).inc();
                 {
                     let mut p = pipe.lock().unwrap_or_else(|e| e.into_inner());
                     p.abort();

@@ -145,6 +145,11 @@ pub fn config(bootstrap: &str, t: &Topics) -> Config {
         .client
         .insert("producer.transaction.timeout.ms".into(), "10000".into());
     c.service.shutdown_grace = fundwatch_rules::Span(5000);
+    // librdkafka debug contexts (e.g. "cgrp,eos,protocol") for diagnosing a test run; shown
+    // with RUST_LOG=librdkafka=debug.
+    if let Ok(debug) = std::env::var("FUNDWATCH_TEST_RDKAFKA_DEBUG") {
+        c.kafka.client.insert("debug".into(), debug);
+    }
     c
 }
 
@@ -351,9 +356,20 @@ pub fn spawn_service(config: &Path, instance: &str, idle_ms: Option<u64>) -> Chi
         .arg(instance)
         .arg("--listen")
         .arg("off")
-        .env("RUST_LOG", "warn,fundwatch_kafka=info")
+        .env(
+            "RUST_LOG",
+            std::env::var("FUNDWATCH_TEST_SERVICE_LOG").unwrap_or_else(|_| "warn,fundwatch_kafka=info".into()),
+        )
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
+    // Diagnosing a stress run: each service's log in a file of its own (interleaved
+    // stderr of several test binaries is unreadable).
+    if let Ok(dir) = std::env::var("FUNDWATCH_TEST_LOG_DIR") {
+        let name = format!("{}-{instance}.log", unique("service"));
+        let file = std::fs::File::create(Path::new(&dir).join(&name)).expect("create service log");
+        eprintln!("service {instance}: log in {dir}/{name}");
+        cmd.stderr(file);
+    }
     if let Some(ms) = idle_ms {
         cmd.arg("--exit-when-idle-ms").arg(ms.to_string());
     }
