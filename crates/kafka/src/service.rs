@@ -11,7 +11,7 @@ use fundwatch_rules::Config;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
 use rdkafka::error::KafkaError as RdError;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
 use rdkafka::util::Timeout;
 use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
@@ -232,7 +232,7 @@ struct Pipeline {
     topic: String,
     alert_topic: String,
     dead_letter_topic: String,
-    producer: ThreadedProducer<DefaultProducerContext>,
+    producer: ThreadedProducer<ProducerCtx>,
     transactional: bool,
     parts: BTreeMap<i32, Part>,
     in_txn: bool,
@@ -503,8 +503,9 @@ impl Pipeline {
             // Replacing drops (destroys) the dead producer first-hand.
             match self
                 .producer_config
-                .create::<ThreadedProducer<DefaultProducerContext>>()
-            {
+                .create_with_context::<_, ThreadedProducer<ProducerCtx>>(ProducerCtx {
+                    outage: self.outage.clone(),
+                }) {
                 Ok(p) => self.producer = p,
                 Err(e) => {
                     self.fatal = Some(e.into());
@@ -1236,7 +1237,7 @@ fn retry<T>(budget: Duration, mut f: impl FnMut(Duration) -> Result<T, RdError>)
 /// `init_transactions`, retried (the broker may be starting, or still aborting a fenced
 /// instance's transaction) until it succeeds, fails fatally, `deadline` passes or shutdown.
 fn init_transactions(
-    producer: &ThreadedProducer<DefaultProducerContext>,
+    producer: &ThreadedProducer<ProducerCtx>,
     timeout: Duration,
     shutdown: &Shutdown,
     deadline: Option<Instant>,
@@ -1256,6 +1257,35 @@ fn init_transactions(
             Err(e) => return Err(e),
         }
     }
+}
+
+/// A broker connection failed: the next commit checks for a hung transaction.
+fn note_outage(outage: &AtomicBool, e: &RdError) {
+    if matches!(
+        e,
+        RdError::Global(RDKafkaErrorCode::AllBrokersDown | RDKafkaErrorCode::BrokerTransportFailure)
+    ) {
+        outage.store(true, Ordering::SeqCst);
+    }
+}
+
+/// The producer's context: notes broker connection failures; deliveries need no callback
+/// (a failed one fails the transaction's commit).
+struct ProducerCtx {
+    outage: Arc<AtomicBool>,
+}
+
+impl ClientContext for ProducerCtx {
+    fn error(&self, error: RdError, reason: &str) {
+        note_outage(&self.outage, &error);
+        warn!(error = %error, reason, "kafka producer error");
+    }
+}
+
+impl ProducerContext for ProducerCtx {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, _: &DeliveryResult<'_>, _: Self::DeliveryOpaque) {}
 }
 
 /// The consumer's context: rebalance callbacks work on the shared pipeline.
@@ -1278,12 +1308,7 @@ impl ClientContext for Ctx {
         match error {
             RdError::Global(RDKafkaErrorCode::PartitionEOF) => debug!(reason, "end of partition"),
             e => {
-                if matches!(
-                    e,
-                    RdError::Global(RDKafkaErrorCode::AllBrokersDown | RDKafkaErrorCode::BrokerTransportFailure)
-                ) {
-                    self.outage.store(true, Ordering::SeqCst);
-                }
+                note_outage(&self.outage, &e);
                 warn!(error = %e, reason, "kafka client error")
             }
         }
@@ -1391,7 +1416,9 @@ impl Service {
         }
         set_default(&mut pc, "enable.idempotence", "true");
         set_default(&mut pc, "linger.ms", "5");
-        let producer: ThreadedProducer<DefaultProducerContext> = pc.create()?;
+        // Either client may be the one that reports a broker connection failure.
+        let outage = Arc::new(AtomicBool::new(false));
+        let producer: ThreadedProducer<ProducerCtx> = pc.create_with_context(ProducerCtx { outage: outage.clone() })?;
         let op_timeout = Duration::from_secs(30);
         if transactional {
             let deadline = Instant::now() + Duration::from_secs(120);
@@ -1405,7 +1432,6 @@ impl Service {
         cc.set("enable.auto.offset.store", "false");
         let mut probe_config = cc.clone();
         probe_config.set("isolation.level", "read_uncommitted");
-        let outage = Arc::new(AtomicBool::new(false));
         let pipe = Arc::new(Mutex::new(Pipeline {
             config: self.config.clone(),
             topic: kafka.input_topic.clone(),

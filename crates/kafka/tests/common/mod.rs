@@ -240,8 +240,19 @@ pub fn read_committed(bootstrap: &str, topic: &str, timeout: Duration) -> Vec<Re
         .set("enable.auto.commit", "false")
         .create()
         .unwrap();
-    let md = c.fetch_metadata(Some(topic), Duration::from_secs(10)).unwrap();
-    let parts: Vec<i32> = md.topics()[0].partitions().iter().map(|p| p.id()).collect();
+    let deadline = Instant::now() + timeout;
+    // Retried: another test may be restarting the broker (NotLeaderForPartition, timeouts).
+    let parts: Vec<i32> = loop {
+        match c.fetch_metadata(Some(topic), Duration::from_secs(10)) {
+            Ok(md) if md.topics()[0].error().is_none() && !md.topics()[0].partitions().is_empty() => {
+                break md.topics()[0].partitions().iter().map(|p| p.id()).collect();
+            }
+            Ok(_) => eprintln!("reader: metadata of {topic} not ready; retrying"),
+            Err(e) => eprintln!("reader: {e}; retrying"),
+        }
+        assert!(Instant::now() < deadline, "timed out reading metadata of {topic}");
+        std::thread::sleep(Duration::from_millis(500));
+    };
     let mut tpl = TopicPartitionList::new();
     for p in &parts {
         tpl.add_partition_offset(topic, *p, Offset::Beginning).unwrap();
@@ -249,7 +260,6 @@ pub fn read_committed(bootstrap: &str, topic: &str, timeout: Duration) -> Vec<Re
     c.assign(&tpl).unwrap();
     let mut eof: std::collections::HashSet<i32> = Default::default();
     let mut out = Vec::new();
-    let deadline = Instant::now() + timeout;
     loop {
         assert!(Instant::now() < deadline, "timed out reading {topic}");
         if eof.len() == parts.len() {
@@ -262,8 +272,9 @@ pub fn read_committed(bootstrap: &str, topic: &str, timeout: Duration) -> Vec<Re
                     .find_partition(topic, *p)
                     .and_then(|e| e.offset().to_raw())
                     .unwrap_or(-1);
-                let (_, high) = c.fetch_watermarks(topic, *p, Duration::from_secs(5)).unwrap();
-                at >= high || high == 0
+                // An error (broker restarting) counts as not yet stable.
+                c.fetch_watermarks(topic, *p, Duration::from_secs(5))
+                    .is_ok_and(|(_, high)| at >= high || high == 0)
             });
             if stable {
                 break;
