@@ -59,13 +59,16 @@
 //!    next transaction of the same producer id decides its fate on the partitions it touches.
 //!    Committing it would commit the hung records only where it writes, and leave them hung
 //!    elsewhere; so after any broker connection failure, the first commit first checks that
-//!    the group's committed offsets are stable, and a rebuild that cannot read stable offsets
-//!    checks whether the coordinator answers without `require_stable`. Either way, pending
-//!    offsets while nothing of ours is open mean a hung transaction, and the service aborts
-//!    it from the same producer id: a transaction with a filler record on every partition of
+//!    the group's committed offsets are stable, and a rebuild whose committed-offset read
+//!    times out checks whether the coordinator answers without `require_stable`. Either way,
+//!    offsets that only an unstable read returns, while nothing of ours is open, mean a hung
+//!    (or another producer's open) transaction, and the service aborts what its producer id
+//!    has pending: a transaction with a filler record on every partition of
 //!    the alert and dead-letter topics and offsets for the group, then aborted. The hung
 //!    transaction is thereby aborted on every partition it can have touched, the committed
 //!    offsets are again the ones before it, and every partition is rebuilt from them as in 3.
+//!    If the stable offsets are then below this instance's last commit, that transaction was
+//!    the hung one and its counts leave the run summary (its alerts come again).
 //!    (Offsets pending from *another* producer id cannot be ended this way; the service
 //!    retries until that transaction times out.) The filler records are aborted, so
 //!    read_committed readers never see them. Residual assumption: the group's offsets

@@ -263,13 +263,40 @@ struct Pipeline {
     /// What the last committed transaction added to the summary, taken back if that
     /// transaction turns out hung and is aborted.
     last_txn: TxnCounts,
+    /// A hung transaction was aborted: the next plan tells whether it was the last one.
+    hung_check: bool,
 }
 
-/// Summary counts of one committed transaction.
+/// Summary counts and offsets of one committed transaction.
 #[derive(Default)]
 struct TxnCounts {
     alerts: BTreeMap<String, u64>,
     rejects: BTreeMap<String, u64>,
+    offsets: BTreeMap<i32, i64>,
+}
+
+/// Why planning failed; `unstable` when the committed-offset read itself timed out, which is
+/// how pending (unstable) offsets show: librdkafka retries UNSTABLE_OFFSET_COMMIT until then.
+#[derive(Debug)]
+struct PlanError {
+    error: RdError,
+    unstable: bool,
+}
+
+impl From<RdError> for PlanError {
+    fn from(error: RdError) -> PlanError {
+        PlanError { error, unstable: false }
+    }
+}
+
+impl std::fmt::Display for PlanError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+fn timed_out(e: &RdError) -> bool {
+    e.rdkafka_error_code() == Some(RDKafkaErrorCode::OperationTimedOut)
 }
 
 fn horizon_ms(config: &Config) -> i64 {
@@ -313,12 +340,17 @@ impl Pipeline {
         &self,
         consumer: &BaseConsumer<C>,
         partitions: &[i32],
-    ) -> Result<Vec<(i32, Offset, Part)>, RdError> {
+    ) -> Result<Vec<(i32, Offset, Part)>, PlanError> {
         let mut tpl = TopicPartitionList::new();
         for p in partitions {
             tpl.add_partition(&self.topic, *p);
         }
-        let committed = consumer.committed_offsets(tpl, self.op_timeout)?;
+        let committed = consumer
+            .committed_offsets(tpl, self.op_timeout)
+            .map_err(|error| PlanError {
+                unstable: timed_out(&error),
+                error,
+            })?;
         let margin = 2 * self.config.engine.allowed_lateness.ms();
         let mut out = Vec::new();
         let mut times = TopicPartitionList::new();
@@ -405,6 +437,7 @@ impl Pipeline {
         let mut assign = TopicPartitionList::new();
         match self.plan(consumer, &partitions) {
             Ok(plan) => {
+                self.settle_hung_check(&plan);
                 for (p, start, part) in plan {
                     if let Err(e) = assign.add_partition_offset(&self.topic, p, start) {
                         self.fatal = Some(e.into());
@@ -879,6 +912,11 @@ impl Pipeline {
                         h(a);
                     }
                 }
+                counts.offsets = tpl
+                    .elements()
+                    .iter()
+                    .filter_map(|el| el.offset().to_raw().map(|o| (el.partition(), o)))
+                    .collect();
                 self.last_txn = counts;
                 debug!(alerts = alerts.len(), partitions = tpl.count(), "transaction committed");
                 Ok(())
@@ -966,10 +1004,13 @@ impl Pipeline {
             return Ok(());
         }
         let plan = match self.plan(consumer, &partitions) {
-            Ok(plan) => plan,
+            Ok(plan) => {
+                self.settle_hung_check(&plan);
+                plan
+            }
             Err(e) => {
                 self.needs_reset = true;
-                if self.transactional && self.coordinator_answers(&partitions) {
+                if self.transactional && e.unstable && self.coordinator_answers(&partitions) {
                     // The coordinator answers, but not with stable offsets: a transaction's
                     // offsets stay pending (see `abort_hung`). Waiting does not end it.
                     warn!(error = %e, "committed offsets are unstable (a transaction is pending on them)");
@@ -1024,7 +1065,7 @@ impl Pipeline {
                 false
             }
             Err(e) => {
-                let hung = self.coordinator_answers(&partitions);
+                let hung = timed_out(&e) && self.coordinator_answers(&partitions);
                 if hung {
                     warn!(error = %e, "after the broker outage the committed offsets are unstable: the last transaction's markers were not written");
                 } else {
@@ -1074,8 +1115,34 @@ impl Pipeline {
             // Whatever was added is aborted below; the next failed plan or outage retries.
             warn!(error = %e, "could not add every partition to the aborting transaction");
         }
-        // Its alerts were counted as committed; they are emitted (and counted) again.
+        self.hung_check = true;
+        // abort() aborts (or, failing that, re-creates the producer, whose init aborts) and
+        // marks every partition for a rebuild.
+        self.in_txn = self.in_txn || self.transactional;
+        self.abort();
+    }
+
+    /// After `abort_hung`, on the first plan: if a partition's stable committed offset is now
+    /// below what this instance's last transaction committed, that transaction was the hung
+    /// one and is aborted: its alerts and dead letters leave the summary (they are emitted
+    /// again). Otherwise the pending offsets were not its own and the summary stands.
+    fn settle_hung_check(&mut self, plan: &[(i32, Offset, Part)]) {
+        if !std::mem::take(&mut self.hung_check) {
+            return;
+        }
         let counts = std::mem::take(&mut self.last_txn);
+        let aborted = plan
+            .iter()
+            .any(|(p, _, part)| counts.offsets.get(p).is_some_and(|o| part.committed < *o));
+        if !aborted {
+            info!("the pending offsets were not this instance's last transaction; nothing of it was aborted");
+            return;
+        }
+        let n: u64 = counts.alerts.values().sum();
+        warn!(
+            alerts = n,
+            "the hung transaction was this instance's last one: aborted, its alerts are emitted again"
+        );
         for (rule, n) in counts.alerts {
             self.summary.alerts = self.summary.alerts.saturating_sub(n);
             if let Some(c) = self.summary.alerts_by_rule.get_mut(&rule) {
@@ -1090,10 +1157,7 @@ impl Pipeline {
         }
         self.summary.alerts_by_rule.retain(|_, n| *n > 0);
         self.summary.rejected_by_reason.retain(|_, n| *n > 0);
-        // abort() aborts (or, failing that, re-creates the producer, whose init aborts) and
-        // marks every partition for a rebuild.
-        self.in_txn = self.in_txn || self.transactional;
-        self.abort();
+        self.summary.transactions_committed = self.summary.transactions_committed.saturating_sub(1);
     }
 
     fn fill_for_abort<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) -> Result<(), KafkaError> {
@@ -1466,6 +1530,7 @@ impl Service {
             outage: outage.clone(),
             probe_config,
             last_txn: TxnCounts::default(),
+            hung_check: false,
         }));
 
         cc.set("isolation.level", "read_committed");
