@@ -265,6 +265,11 @@ struct Pipeline {
     last_txn: TxnCounts,
     /// A hung transaction was aborted: the next plan tells whether it was the last one.
     hung_check: bool,
+    /// A broker connection failed after the last transaction known to be complete: it may be
+    /// hung. Until stable offsets prove otherwise, no offsets are sent except by `abort_hung`:
+    /// any marker on the group's offsets ends a hung transaction's offsets there, and only
+    /// `abort_hung` also ends its records on every output partition.
+    suspect: bool,
 }
 
 /// Summary counts and offsets of one committed transaction.
@@ -870,7 +875,10 @@ impl Pipeline {
         if tpl.count() == 0 && !self.in_txn {
             return Ok(());
         }
-        if self.transactional && self.outage.swap(false, Ordering::SeqCst) && self.offsets_hung(consumer) {
+        if self.transactional && self.outage.swap(false, Ordering::SeqCst) {
+            self.suspect = true;
+        }
+        if self.suspect && !self.offsets_stable(consumer) {
             // The last transaction before the outage may have been completed by the broker
             // without its markers: committing now would commit its pending records on the
             // partitions this one touches and leave them hung on the others.
@@ -1049,29 +1057,23 @@ impl Pipeline {
         Ok(())
     }
 
-    /// After an outage: are the group's committed offsets of the assigned partitions pending
-    /// on a transaction (a stable read does not complete while an unstable one does)? False
-    /// when they are stable, or when the coordinator does not answer at all (the commit then
-    /// fails and aborts as usual; the check is made again after the next outage).
-    fn offsets_hung<C: ConsumerContext>(&self, consumer: &BaseConsumer<C>) -> bool {
-        let partitions: Vec<i32> = self.parts.keys().copied().collect();
+    /// After an outage: do the group's committed offsets of the assigned partitions read as
+    /// stable? Then the last transaction's markers were written and it is not hung. Any
+    /// failure (pending offsets, or the broker still unreachable) leaves the suspicion.
+    fn offsets_stable<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) -> bool {
         let mut tpl = TopicPartitionList::new();
-        for p in &partitions {
+        for p in self.parts.keys() {
             tpl.add_partition(&self.topic, *p);
         }
         match consumer.committed_offsets(tpl, self.op_timeout) {
             Ok(_) => {
                 debug!("committed offsets stable after the outage");
-                false
+                self.suspect = false;
+                true
             }
             Err(e) => {
-                let hung = timed_out(&e) && self.coordinator_answers(&partitions);
-                if hung {
-                    warn!(error = %e, "after the broker outage the committed offsets are unstable: the last transaction's markers were not written");
-                } else {
-                    self.outage.store(true, Ordering::SeqCst);
-                }
-                hung
+                warn!(error = %e, "after the broker outage the committed offsets do not read as stable: the last transaction may be hung");
+                false
             }
         }
     }
@@ -1111,9 +1113,13 @@ impl Pipeline {
             .recoveries
             .with_label_values(&["hung_transaction_aborted"])
             .inc();
-        if let Err(e) = self.fill_for_abort(consumer) {
-            // Whatever was added is aborted below; the next failed plan or outage retries.
-            warn!(error = %e, "could not add every partition to the aborting transaction");
+        match self.fill_for_abort(consumer) {
+            // Every output partition and the group's offsets are in the transaction: aborting
+            // it (or, if that fails, the new producer's init) ends all the hung one left.
+            Ok(()) => self.suspect = false,
+            // Whatever was added is aborted below; the offsets were not sent, so they stay
+            // pending and the next commit or plan tries again.
+            Err(e) => warn!(error = %e, "could not add every partition to the aborting transaction"),
         }
         self.hung_check = true;
         // abort() aborts (or, failing that, re-creates the producer, whose init aborts) and
@@ -1192,6 +1198,9 @@ impl Pipeline {
                 }
             }
         }
+        // Fillers delivered before the offsets are sent: the group's offsets must not be ended
+        // unless the records on every output partition are ended with them.
+        self.producer.flush(self.op_timeout)?;
         // The offsets are aborted, so their values do not matter; any assigned partition puts
         // the group's offsets partition in the transaction.
         let mut tpl = TopicPartitionList::new();
@@ -1531,6 +1540,7 @@ impl Service {
             probe_config,
             last_txn: TxnCounts::default(),
             hung_check: false,
+            suspect: false,
         }));
 
         cc.set("isolation.level", "read_committed");
