@@ -51,6 +51,36 @@
 //! 5. Drain mode (`--exit-when-idle`) flushes the reorder buffer at the end of input; the
 //!    flush offset is stored in the commit metadata and a rebuild flushes (emit off) at the
 //!    same offset, so even a flushed partition rebuilds to the identical state.
+//! 6. Hung transactions. A broker can record a transaction as committed without writing its
+//!    markers: a single-node broker shutting down takes the leaders of its partitions away
+//!    (leader -1) while it still answers, and its coordinator skips markers for leaderless
+//!    partitions. The transaction's records and offsets then stay pending: neither committed
+//!    nor aborted. A marker ends everything a producer id has pending on a partition, so the
+//!    next transaction of the same producer id decides its fate on the partitions it touches.
+//!    Committing it would commit the hung records only where it writes, and leave them hung
+//!    elsewhere; aborting it would end the hung offsets but not the hung records elsewhere.
+//!    So after any broker connection failure the service sends no offsets until a commit has
+//!    read the group's committed offsets as stable (the last transaction was not hung),
+//!    aborting and rebuilding while they do not, and a rebuild whose committed-offset read
+//!    times out checks whether the coordinator answers without `require_stable`. Either way,
+//!    offsets that only an unstable read returns, while nothing of ours is open, mean a hung
+//!    (or another producer's open) transaction, and the service aborts what its producer id
+//!    has pending: a transaction with a filler record on every partition of the alert and
+//!    dead-letter topics (delivered first) and then offsets for the group, aborted. The hung
+//!    transaction is thereby aborted on every partition it can have touched, the committed
+//!    offsets are again the ones before it, and every partition is rebuilt from them as in 3.
+//!    If the stable offsets are then below this instance's last commit, that transaction was
+//!    the hung one and its counts leave the run summary (its alerts come again).
+//!    (Offsets pending from *another* producer id cannot be ended this way; the service
+//!    retries until that transaction times out.) The filler records are aborted, so
+//!    read_committed readers never see them. Residual assumption: the group's offsets
+//!    partition loses its leader together with the output partitions (true on one broker);
+//!    with replicated partitions leaders move and markers are written. Not covered: an
+//!    instance killed before its next commit, whose hung offsets are then ended by the
+//!    broker aborting its next (timed-out) transaction; its hung records on output
+//!    partitions stay pending (readers stop there; another producer id cannot end them), and
+//!    if the same instance id later commits on such a partition they are committed with it,
+//!    duplicating alerts that the partition's new owner emitted again.
 //!
 //! Assumption: Kafka record timestamps of a partition are roughly non-decreasing
 //! (CreateTime set by producers, or LogAppendTime); a record whose Kafka timestamp is much

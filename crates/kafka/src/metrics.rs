@@ -31,6 +31,7 @@ pub struct Metrics {
     pub partitions_rebuilding: IntGauge,
     pub partitions_assigned: IntGauge,
     pub rebalances: IntCounterVec,
+    pub recoveries: IntCounterVec,
     pub ready: IntGauge,
     pub config_reloads: IntCounterVec,
     pub config_info: IntGaugeVec,
@@ -155,6 +156,11 @@ impl Metrics {
                     .expect("valid metric"),
             ),
             rebalances: cv("fundwatch_rebalances_total", "Rebalance events, by kind", &["kind"]),
+            recoveries: cv(
+                "fundwatch_recoveries_total",
+                "Recovery actions, by action: consumer_recreated (fatal consumer, e.g. a fenced static member), producer_recreated (fatal producer, or an abort that failed), hung_transaction_aborted (a transaction the broker completed without writing its markers, aborted from the same producer id)",
+                &["action"],
+            ),
             ready: reg(
                 &r,
                 IntGauge::new("fundwatch_ready", "1 when every assigned partition is live").expect("valid metric"),

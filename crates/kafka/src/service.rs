@@ -11,7 +11,7 @@ use fundwatch_rules::Config;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
 use rdkafka::error::KafkaError as RdError;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
 use rdkafka::util::Timeout;
 use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
@@ -232,7 +232,7 @@ struct Pipeline {
     topic: String,
     alert_topic: String,
     dead_letter_topic: String,
-    producer: ThreadedProducer<DefaultProducerContext>,
+    producer: ThreadedProducer<ProducerCtx>,
     transactional: bool,
     parts: BTreeMap<i32, Part>,
     in_txn: bool,
@@ -254,6 +254,54 @@ struct Pipeline {
     shutdown: Shutdown,
     /// Threads that process a batch's partitions.
     threads: usize,
+    /// Set by the consumer's error callback when the connection to a broker failed: the first
+    /// commit after it checks that the committed offsets are stable (see `abort_hung`).
+    outage: Arc<AtomicBool>,
+    /// A read_uncommitted consumer of the group (never subscribed): reads committed offsets
+    /// without `require_stable`, to tell "offsets unstable" from "coordinator unreachable".
+    probe_config: rdkafka::ClientConfig,
+    /// What the last committed transaction added to the summary, taken back if that
+    /// transaction turns out hung and is aborted.
+    last_txn: TxnCounts,
+    /// A hung transaction was aborted: the next plan tells whether it was the last one.
+    hung_check: bool,
+    /// A broker connection failed after the last transaction known to be complete: it may be
+    /// hung. Until stable offsets prove otherwise, no offsets are sent except by `abort_hung`:
+    /// any marker on the group's offsets ends a hung transaction's offsets there, and only
+    /// `abort_hung` also ends its records on every output partition.
+    suspect: bool,
+}
+
+/// Summary counts and offsets of one committed transaction.
+#[derive(Default)]
+struct TxnCounts {
+    alerts: BTreeMap<String, u64>,
+    rejects: BTreeMap<String, u64>,
+    offsets: BTreeMap<i32, i64>,
+}
+
+/// Why planning failed; `unstable` when the committed-offset read itself timed out, which is
+/// how pending (unstable) offsets show: librdkafka retries UNSTABLE_OFFSET_COMMIT until then.
+#[derive(Debug)]
+struct PlanError {
+    error: RdError,
+    unstable: bool,
+}
+
+impl From<RdError> for PlanError {
+    fn from(error: RdError) -> PlanError {
+        PlanError { error, unstable: false }
+    }
+}
+
+impl std::fmt::Display for PlanError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+fn timed_out(e: &RdError) -> bool {
+    e.rdkafka_error_code() == Some(RDKafkaErrorCode::OperationTimedOut)
 }
 
 fn horizon_ms(config: &Config) -> i64 {
@@ -297,12 +345,17 @@ impl Pipeline {
         &self,
         consumer: &BaseConsumer<C>,
         partitions: &[i32],
-    ) -> Result<Vec<(i32, Offset, Part)>, RdError> {
+    ) -> Result<Vec<(i32, Offset, Part)>, PlanError> {
         let mut tpl = TopicPartitionList::new();
         for p in partitions {
             tpl.add_partition(&self.topic, *p);
         }
-        let committed = consumer.committed_offsets(tpl, self.op_timeout)?;
+        let committed = consumer
+            .committed_offsets(tpl, self.op_timeout)
+            .map_err(|error| PlanError {
+                unstable: timed_out(&error),
+                error,
+            })?;
         let margin = 2 * self.config.engine.allowed_lateness.ms();
         let mut out = Vec::new();
         let mut times = TopicPartitionList::new();
@@ -389,6 +442,7 @@ impl Pipeline {
         let mut assign = TopicPartitionList::new();
         match self.plan(consumer, &partitions) {
             Ok(plan) => {
+                self.settle_hung_check(&plan);
                 for (p, start, part) in plan {
                     if let Err(e) = assign.add_partition_offset(&self.topic, p, start) {
                         self.fatal = Some(e.into());
@@ -482,12 +536,14 @@ impl Pipeline {
         self.txn_alerts.clear();
         self.txn_rejects.clear();
         self.needs_reset = !self.parts.is_empty();
+        self.metrics.recoveries.with_label_values(&["producer_recreated"]).inc();
         loop {
             // Replacing drops (destroys) the dead producer first-hand.
             match self
                 .producer_config
-                .create::<ThreadedProducer<DefaultProducerContext>>()
-            {
+                .create_with_context::<_, ThreadedProducer<ProducerCtx>>(ProducerCtx {
+                    outage: self.outage.clone(),
+                }) {
                 Ok(p) => self.producer = p,
                 Err(e) => {
                     self.fatal = Some(e.into());
@@ -819,6 +875,16 @@ impl Pipeline {
         if tpl.count() == 0 && !self.in_txn {
             return Ok(());
         }
+        if self.transactional && self.outage.swap(false, Ordering::SeqCst) {
+            self.suspect = true;
+        }
+        if self.suspect && !self.offsets_stable(consumer) {
+            // The last transaction before the outage may have been completed by the broker
+            // without its markers: committing now would commit its pending records on the
+            // partitions this one touches and leave them hung on the others.
+            self.abort_hung(consumer);
+            return Ok(());
+        }
         let started = Instant::now();
         let result = if self.transactional {
             self.commit_txn(consumer, &tpl)
@@ -839,18 +905,27 @@ impl Pipeline {
                         part.committed = o;
                     }
                 }
+                let mut counts = TxnCounts::default();
                 for code in self.txn_rejects.drain(..) {
                     self.summary.rejected += 1;
-                    *self.summary.rejected_by_reason.entry(code).or_default() += 1;
+                    *self.summary.rejected_by_reason.entry(code.clone()).or_default() += 1;
+                    *counts.rejects.entry(code).or_default() += 1;
                 }
                 let alerts = std::mem::take(&mut self.txn_alerts);
                 for a in &alerts {
                     self.summary.alerts += 1;
                     *self.summary.alerts_by_rule.entry(a.rule.clone()).or_default() += 1;
+                    *counts.alerts.entry(a.rule.clone()).or_default() += 1;
                     if let Some(h) = self.hook.as_mut() {
                         h(a);
                     }
                 }
+                counts.offsets = tpl
+                    .elements()
+                    .iter()
+                    .filter_map(|el| el.offset().to_raw().map(|o| (el.partition(), o)))
+                    .collect();
+                self.last_txn = counts;
                 debug!(alerts = alerts.len(), partitions = tpl.count(), "transaction committed");
                 Ok(())
             }
@@ -937,12 +1012,22 @@ impl Pipeline {
             return Ok(());
         }
         let plan = match self.plan(consumer, &partitions) {
-            Ok(plan) => plan,
+            Ok(plan) => {
+                self.settle_hung_check(&plan);
+                plan
+            }
             Err(e) => {
-                // Broker unreachable: keep the partitions paused in "needs reset" and retry.
-                warn!(error = %e, "cannot read committed offsets; retrying the reset");
                 self.needs_reset = true;
-                std::thread::sleep(Duration::from_secs(1));
+                if self.transactional && e.unstable && self.coordinator_answers(&partitions) {
+                    // The coordinator answers, but not with stable offsets: a transaction's
+                    // offsets stay pending (see `abort_hung`). Waiting does not end it.
+                    warn!(error = %e, "committed offsets are unstable (a transaction is pending on them)");
+                    self.abort_hung(consumer);
+                } else {
+                    // Broker unreachable: keep the partitions paused in "needs reset" and retry.
+                    warn!(error = %e, "cannot read committed offsets; retrying the reset");
+                    std::thread::sleep(Duration::from_secs(1));
+                }
                 return Ok(());
             }
         };
@@ -969,6 +1054,170 @@ impl Pipeline {
             return Ok(());
         }
         info!(partitions = ?partitions, "partitions reset to their committed offsets");
+        Ok(())
+    }
+
+    /// After an outage: do the group's committed offsets of the assigned partitions read as
+    /// stable? Then the last transaction's markers were written and it is not hung. Any
+    /// failure (pending offsets, or the broker still unreachable) leaves the suspicion.
+    fn offsets_stable<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) -> bool {
+        let mut tpl = TopicPartitionList::new();
+        for p in self.parts.keys() {
+            tpl.add_partition(&self.topic, *p);
+        }
+        match consumer.committed_offsets(tpl, self.op_timeout) {
+            Ok(_) => {
+                debug!("committed offsets stable after the outage");
+                self.suspect = false;
+                true
+            }
+            Err(e) => {
+                warn!(error = %e, "after the broker outage the committed offsets do not read as stable: the last transaction may be hung");
+                false
+            }
+        }
+    }
+
+    /// Whether the group coordinator answers a committed-offset read without `require_stable`
+    /// (read_uncommitted), i.e. the broker is reachable and knows the group.
+    fn coordinator_answers(&self, partitions: &[i32]) -> bool {
+        let probe: BaseConsumer = match self.probe_config.create() {
+            Ok(c) => c,
+            Err(e) => {
+                warn!(error = %e, "cannot create the offset probe consumer");
+                return false;
+            }
+        };
+        let mut tpl = TopicPartitionList::new();
+        for p in partitions {
+            tpl.add_partition(&self.topic, *p);
+        }
+        probe.committed_offsets(tpl, self.op_timeout).is_ok()
+    }
+
+    /// End a hung transaction: one the broker's coordinator recorded as complete although its
+    /// markers were never written (seen when a single-node broker shuts down: the partitions
+    /// lose their leader before the markers go out and the coordinator skips them). Its
+    /// records and offsets stay pending for good: stable committed-offset reads never
+    /// complete and read_committed readers stop at its first record. A marker ends whatever
+    /// a producer id has pending on a partition, so a transaction of this producer id that
+    /// writes a filler record to every partition of the alert and dead-letter topics and
+    /// offsets of the group, then aborts, ends the hung one as aborted on every partition it
+    /// can have touched. Every partition is then rebuilt from the committed offsets before it,
+    /// as after any abort; its alerts are emitted again in later transactions.
+    fn abort_hung<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) {
+        warn!(
+            "aborting the pending transaction from this producer id (fillers to every output partition, offsets of the group), then rebuilding from the committed offsets"
+        );
+        self.metrics
+            .recoveries
+            .with_label_values(&["hung_transaction_aborted"])
+            .inc();
+        match self.fill_for_abort(consumer) {
+            // Every output partition and the group's offsets are in the transaction: aborting
+            // it (or, if that fails, the new producer's init) ends all the hung one left.
+            Ok(()) => self.suspect = false,
+            // Whatever was added is aborted below; the offsets were not sent, so they stay
+            // pending and the next commit or plan tries again.
+            Err(e) => warn!(error = %e, "could not add every partition to the aborting transaction"),
+        }
+        self.hung_check = true;
+        // abort() aborts (or, failing that, re-creates the producer, whose init aborts) and
+        // marks every partition for a rebuild.
+        self.in_txn = self.in_txn || self.transactional;
+        self.abort();
+    }
+
+    /// After `abort_hung`, on the first plan: if a partition's stable committed offset is now
+    /// below what this instance's last transaction committed, that transaction was the hung
+    /// one and is aborted: its alerts and dead letters leave the summary (they are emitted
+    /// again). Otherwise the pending offsets were not its own and the summary stands.
+    fn settle_hung_check(&mut self, plan: &[(i32, Offset, Part)]) {
+        if !std::mem::take(&mut self.hung_check) {
+            return;
+        }
+        let counts = std::mem::take(&mut self.last_txn);
+        let aborted = plan
+            .iter()
+            .any(|(p, _, part)| counts.offsets.get(p).is_some_and(|o| part.committed < *o));
+        if !aborted {
+            info!("the pending offsets were not this instance's last transaction; nothing of it was aborted");
+            return;
+        }
+        let n: u64 = counts.alerts.values().sum();
+        warn!(
+            alerts = n,
+            "the hung transaction was this instance's last one: aborted, its alerts are emitted again"
+        );
+        for (rule, n) in counts.alerts {
+            self.summary.alerts = self.summary.alerts.saturating_sub(n);
+            if let Some(c) = self.summary.alerts_by_rule.get_mut(&rule) {
+                *c = c.saturating_sub(n);
+            }
+        }
+        for (code, n) in counts.rejects {
+            self.summary.rejected = self.summary.rejected.saturating_sub(n);
+            if let Some(c) = self.summary.rejected_by_reason.get_mut(&code) {
+                *c = c.saturating_sub(n);
+            }
+        }
+        self.summary.alerts_by_rule.retain(|_, n| *n > 0);
+        self.summary.rejected_by_reason.retain(|_, n| *n > 0);
+        self.summary.transactions_committed = self.summary.transactions_committed.saturating_sub(1);
+    }
+
+    fn fill_for_abort<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) -> Result<(), KafkaError> {
+        self.ensure_txn()?;
+        let headers = || {
+            OwnedHeaders::new().insert(Header {
+                key: "fundwatch.filler",
+                value: Some("aborted; ends a hung transaction"),
+            })
+        };
+        for topic in [self.alert_topic.clone(), self.dead_letter_topic.clone()] {
+            let md = self.producer.client().fetch_metadata(Some(&topic), self.op_timeout)?;
+            let partitions: Vec<i32> = md
+                .topics()
+                .iter()
+                .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+                .collect();
+            for p in partitions {
+                let mut rec = BaseRecord::<[u8], [u8]>::to(&topic)
+                    .partition(p)
+                    .payload(&[][..])
+                    .headers(headers());
+                loop {
+                    match self.producer.send(rec) {
+                        Ok(()) => break,
+                        Err((RdError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                            rec = r;
+                            std::thread::sleep(Duration::from_millis(2));
+                        }
+                        Err((e, _)) => return Err(e.into()),
+                    }
+                }
+            }
+        }
+        // Fillers delivered before the offsets are sent: the group's offsets must not be ended
+        // unless the records on every output partition are ended with them.
+        self.producer.flush(self.op_timeout)?;
+        // The offsets are aborted, so their values do not matter; any assigned partition puts
+        // the group's offsets partition in the transaction.
+        let mut tpl = TopicPartitionList::new();
+        let partitions: Vec<i32> = if self.parts.is_empty() {
+            vec![0]
+        } else {
+            self.parts.keys().copied().collect()
+        };
+        for p in partitions {
+            tpl.add_partition_offset(&self.topic, p, Offset::Offset(0))?;
+        }
+        let cgm = consumer
+            .group_metadata()
+            .ok_or_else(|| KafkaError::Other("consumer has no group metadata".into()))?;
+        retry(self.op_timeout, |t| {
+            self.producer.send_offsets_to_transaction(&tpl, &cgm, t)
+        })?;
         Ok(())
     }
 
@@ -1061,7 +1310,7 @@ fn retry<T>(budget: Duration, mut f: impl FnMut(Duration) -> Result<T, RdError>)
 /// `init_transactions`, retried (the broker may be starting, or still aborting a fenced
 /// instance's transaction) until it succeeds, fails fatally, `deadline` passes or shutdown.
 fn init_transactions(
-    producer: &ThreadedProducer<DefaultProducerContext>,
+    producer: &ThreadedProducer<ProducerCtx>,
     timeout: Duration,
     shutdown: &Shutdown,
     deadline: Option<Instant>,
@@ -1083,9 +1332,40 @@ fn init_transactions(
     }
 }
 
+/// A broker connection failed: the next commit checks for a hung transaction.
+fn note_outage(outage: &AtomicBool, e: &RdError) {
+    if matches!(
+        e,
+        RdError::Global(RDKafkaErrorCode::AllBrokersDown | RDKafkaErrorCode::BrokerTransportFailure)
+    ) {
+        outage.store(true, Ordering::SeqCst);
+    }
+}
+
+/// The producer's context: notes broker connection failures; deliveries need no callback
+/// (a failed one fails the transaction's commit).
+struct ProducerCtx {
+    outage: Arc<AtomicBool>,
+}
+
+impl ClientContext for ProducerCtx {
+    fn error(&self, error: RdError, reason: &str) {
+        note_outage(&self.outage, &error);
+        warn!(error = %error, reason, "kafka producer error");
+    }
+}
+
+impl ProducerContext for ProducerCtx {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, _: &DeliveryResult<'_>, _: Self::DeliveryOpaque) {}
+}
+
 /// The consumer's context: rebalance callbacks work on the shared pipeline.
 struct Ctx {
     pipe: Arc<Mutex<Pipeline>>,
+    /// Shared with the pipeline: a broker connection failed (see `Pipeline::outage`).
+    outage: Arc<AtomicBool>,
     /// Bumped by every rebalance callback: records polled before one are not processed.
     generation: std::sync::atomic::AtomicU64,
 }
@@ -1100,7 +1380,10 @@ impl ClientContext for Ctx {
     fn error(&self, error: RdError, reason: &str) {
         match error {
             RdError::Global(RDKafkaErrorCode::PartitionEOF) => debug!(reason, "end of partition"),
-            e => warn!(error = %e, reason, "kafka client error"),
+            e => {
+                note_outage(&self.outage, &e);
+                warn!(error = %e, reason, "kafka client error")
+            }
         }
     }
 }
@@ -1212,13 +1495,21 @@ impl Service {
         }
         set_default(&mut pc, "enable.idempotence", "true");
         set_default(&mut pc, "linger.ms", "5");
-        let producer: ThreadedProducer<DefaultProducerContext> = pc.create()?;
+        // Either client may be the one that reports a broker connection failure.
+        let outage = Arc::new(AtomicBool::new(false));
+        let producer: ThreadedProducer<ProducerCtx> = pc.create_with_context(ProducerCtx { outage: outage.clone() })?;
         let op_timeout = Duration::from_secs(30);
         if transactional {
             init_transactions(&producer, op_timeout, &shutdown, Some(start_deadline))?;
             info!(transactional_id = %tid, "transactional producer initialised");
         }
 
+        let mut cc = client_config(&kafka.brokers, &kafka.client, Role::Consumer)?;
+        cc.set("group.id", &kafka.group_id);
+        cc.set("enable.auto.commit", "false");
+        cc.set("enable.auto.offset.store", "false");
+        let mut probe_config = cc.clone();
+        probe_config.set("isolation.level", "read_uncommitted");
         let pipe = Arc::new(Mutex::new(Pipeline {
             config: self.config.clone(),
             topic: kafka.input_topic.clone(),
@@ -1250,12 +1541,13 @@ impl Service {
                 .opts
                 .threads
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()).min(8)),
+            outage: outage.clone(),
+            probe_config,
+            last_txn: TxnCounts::default(),
+            hung_check: false,
+            suspect: false,
         }));
 
-        let mut cc = client_config(&kafka.brokers, &kafka.client, Role::Consumer)?;
-        cc.set("group.id", &kafka.group_id);
-        cc.set("enable.auto.commit", "false");
-        cc.set("enable.auto.offset.store", "false");
         cc.set("isolation.level", "read_committed");
         cc.set("enable.partition.eof", "true");
         set_default(&mut cc, "auto.offset.reset", "earliest");
@@ -1271,6 +1563,7 @@ impl Service {
         let new_consumer = || -> Result<BaseConsumer<Ctx>, KafkaError> {
             let consumer: BaseConsumer<Ctx> = cc.create_with_context(Ctx {
                 pipe: pipe.clone(),
+                outage: outage.clone(),
                 generation: Default::default(),
             })?;
             consumer.subscribe(&[&kafka.input_topic])?;
@@ -1313,6 +1606,7 @@ impl Service {
                 // rebuilds them from the committed offsets.
                 let reason = consumer.client().fatal_error().map(|(c, r)| format!("{c:?}: {r}"));
                 error!(reason = ?reason, "consumer failed fatally: re-creating it and rejoining the group");
+                self.metrics.recoveries.with_label_values(&["consumer_recreated"]).inc();
                 {
                     let mut p = pipe.lock().unwrap_or_else(|e| e.into_inner());
                     p.abort();

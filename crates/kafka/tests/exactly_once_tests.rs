@@ -27,7 +27,13 @@ fn run_equals_replay() {
         ..Default::default()
     };
     let summary = fundwatch_kafka::run(Arc::new(cfg), opts, Shutdown::new()).expect("run");
-    assert_eq!(summary.records_consumed, produced.records);
+    if summary.transactions_aborted == 0 {
+        assert_eq!(summary.records_consumed, produced.records);
+    } else {
+        // The restart test's broker restart can abort a transaction here, whose records are
+        // then read live again.
+        assert!(summary.records_consumed >= produced.records);
+    }
     assert_eq!(summary.alerts as usize, want.len());
     let (got, n) = committed_alerts(&b, &topics.alerts);
     assert_same_alerts(&got, n, &want);

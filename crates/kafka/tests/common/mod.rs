@@ -145,6 +145,11 @@ pub fn config(bootstrap: &str, t: &Topics) -> Config {
         .client
         .insert("producer.transaction.timeout.ms".into(), "10000".into());
     c.service.shutdown_grace = fundwatch_rules::Span(5000);
+    // librdkafka debug contexts (e.g. "cgrp,eos,protocol") for diagnosing a test run; shown
+    // with RUST_LOG=librdkafka=debug.
+    if let Ok(debug) = std::env::var("FUNDWATCH_TEST_RDKAFKA_DEBUG") {
+        c.kafka.client.insert("debug".into(), debug);
+    }
     c
 }
 
@@ -235,8 +240,26 @@ pub fn read_committed(bootstrap: &str, topic: &str, timeout: Duration) -> Vec<Re
         .set("enable.auto.commit", "false")
         .create()
         .unwrap();
-    let md = c.fetch_metadata(Some(topic), Duration::from_secs(10)).unwrap();
-    let parts: Vec<i32> = md.topics()[0].partitions().iter().map(|p| p.id()).collect();
+    // High watermarks from a read_uncommitted client: a read_committed one is told the last
+    // stable offset, so a partition held up by a hung transaction would look fully read.
+    let hw: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("isolation.level", "read_uncommitted")
+        .create()
+        .unwrap();
+    let deadline = Instant::now() + timeout;
+    // Retried: another test may be restarting the broker (NotLeaderForPartition, timeouts).
+    let parts: Vec<i32> = loop {
+        match c.fetch_metadata(Some(topic), Duration::from_secs(10)) {
+            Ok(md) if md.topics()[0].error().is_none() && !md.topics()[0].partitions().is_empty() => {
+                break md.topics()[0].partitions().iter().map(|p| p.id()).collect();
+            }
+            Ok(_) => eprintln!("reader: metadata of {topic} not ready; retrying"),
+            Err(e) => eprintln!("reader: {e}; retrying"),
+        }
+        assert!(Instant::now() < deadline, "timed out reading metadata of {topic}");
+        std::thread::sleep(Duration::from_millis(500));
+    };
     let mut tpl = TopicPartitionList::new();
     for p in &parts {
         tpl.add_partition_offset(topic, *p, Offset::Beginning).unwrap();
@@ -244,7 +267,6 @@ pub fn read_committed(bootstrap: &str, topic: &str, timeout: Duration) -> Vec<Re
     c.assign(&tpl).unwrap();
     let mut eof: std::collections::HashSet<i32> = Default::default();
     let mut out = Vec::new();
-    let deadline = Instant::now() + timeout;
     loop {
         assert!(Instant::now() < deadline, "timed out reading {topic}");
         if eof.len() == parts.len() {
@@ -252,14 +274,24 @@ pub fn read_committed(bootstrap: &str, topic: &str, timeout: Duration) -> Vec<Re
             // killed instance, until the broker aborts it) hides what follows it. Done only
             // when every partition's position reached its high watermark.
             let pos = c.position().unwrap();
-            let stable = parts.iter().all(|p| {
+            let mut stable = true;
+            let mut unknown = false;
+            for p in &parts {
                 let at = pos
                     .find_partition(topic, *p)
                     .and_then(|e| e.offset().to_raw())
                     .unwrap_or(-1);
-                let (_, high) = c.fetch_watermarks(topic, *p, Duration::from_secs(5)).unwrap();
-                at >= high || high == 0
-            });
+                match hw.fetch_watermarks(topic, *p, Duration::from_secs(5)) {
+                    Ok((_, high)) => stable &= at >= high || high == 0,
+                    // Broker restarting (another test): ask again, keeping the EOFs seen
+                    // (an idle partition reports its end only once).
+                    Err(_) => unknown = true,
+                }
+            }
+            if unknown {
+                std::thread::sleep(Duration::from_millis(500));
+                continue;
+            }
             if stable {
                 break;
             }
@@ -351,9 +383,20 @@ pub fn spawn_service(config: &Path, instance: &str, idle_ms: Option<u64>) -> Chi
         .arg(instance)
         .arg("--listen")
         .arg("off")
-        .env("RUST_LOG", "warn,fundwatch_kafka=info")
+        .env(
+            "RUST_LOG",
+            std::env::var("FUNDWATCH_TEST_SERVICE_LOG").unwrap_or_else(|_| "warn,fundwatch_kafka=info".into()),
+        )
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
+    // Diagnosing a stress run: each service's log in a file of its own (interleaved
+    // stderr of several test binaries is unreadable).
+    if let Ok(dir) = std::env::var("FUNDWATCH_TEST_LOG_DIR") {
+        let name = format!("{}-{instance}.log", unique("service"));
+        let file = std::fs::File::create(Path::new(&dir).join(&name)).expect("create service log");
+        eprintln!("service {instance}: log in {dir}/{name}");
+        cmd.stderr(file);
+    }
     if let Some(ms) = idle_ms {
         cmd.arg("--exit-when-idle-ms").arg(ms.to_string());
     }
