@@ -121,6 +121,9 @@ fn bare_consume(config: &Config, topic: &str, decode: bool) -> Result<String, fu
         .set("group.id", format!("bare-{}", std::process::id()))
         .set("enable.partition.eof", "true")
         .set("enable.auto.commit", "false")
+        // As the service sets it: with librdkafka's 1 s default, a reader slower than the
+        // fetcher (decoding) idles a second whenever its local queue fills.
+        .set("fetch.queue.backoff.ms", "10")
         .set("auto.offset.reset", "earliest")
         // The service reads read_committed; the baseline may too (default: the client's default).
         .set(
