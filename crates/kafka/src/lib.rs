@@ -102,7 +102,7 @@ pub use client::{check_connection, check_env, client_config, expand_env};
 pub use demo::{demo, DemoOptions, DemoSummary};
 pub use metrics::Metrics;
 pub use produce::{produce, ProduceOptions, ProduceSummary};
-pub use service::{run, RunSummary, Service, Shutdown};
+pub use service::{run, RunSummary, Service, Shutdown, FETCH_QUEUE_BACKOFF_MS};
 
 /// Errors of the Kafka service.
 #[derive(Debug, thiserror::Error)]

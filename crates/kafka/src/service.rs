@@ -1435,6 +1435,12 @@ fn instance_id(opts: &RunOptions) -> String {
     format!("pid{}", std::process::id())
 }
 
+/// The consumer's default `fetch.queue.backoff.ms`. librdkafka postpones a partition's next
+/// fetch by this much once its local queue is over the thresholds (default 1 s): a consumer
+/// that decodes and detects drains that queue within milliseconds and then starved
+/// (measured: 161k -> 343k records/s). The benchmark's bare readers use it too.
+pub const FETCH_QUEUE_BACKOFF_MS: &str = "10";
+
 fn set_default(cfg: &mut rdkafka::ClientConfig, key: &str, value: &str) {
     if cfg.get(key).is_none() {
         cfg.set(key, value);
@@ -1553,10 +1559,7 @@ impl Service {
         set_default(&mut cc, "auto.offset.reset", "earliest");
         set_default(&mut cc, "session.timeout.ms", "10000");
         set_default(&mut cc, "heartbeat.interval.ms", "1000");
-        // librdkafka postpones a partition's next fetch by this much once its local queue is
-        // over the thresholds (default 1 s): a consumer that decodes and detects drains that
-        // queue within milliseconds and then starved (measured: 161k -> 343k records/s).
-        set_default(&mut cc, "fetch.queue.backoff.ms", "10");
+        set_default(&mut cc, "fetch.queue.backoff.ms", FETCH_QUEUE_BACKOFF_MS);
         // Static membership (KIP-345): a restarted instance gets its partitions back at once,
         // without waiting for the session timeout or disturbing the other members.
         set_default(&mut cc, "group.instance.id", &id);

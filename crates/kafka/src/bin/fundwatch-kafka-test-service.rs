@@ -123,7 +123,7 @@ fn bare_consume(config: &Config, topic: &str, decode: bool) -> Result<String, fu
         .set("enable.auto.commit", "false")
         // As the service sets it: with librdkafka's 1 s default, a reader slower than the
         // fetcher (decoding) idles a second whenever its local queue fills.
-        .set("fetch.queue.backoff.ms", "10")
+        .set("fetch.queue.backoff.ms", fundwatch_kafka::FETCH_QUEUE_BACKOFF_MS)
         .set("auto.offset.reset", "earliest")
         // The service reads read_committed; the baseline may too (default: the client's default).
         .set(
