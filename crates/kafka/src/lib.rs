@@ -73,9 +73,17 @@
 //!    the hung one and its counts leave the run summary (its alerts come again).
 //!    (Offsets pending from *another* producer id cannot be ended this way; the service
 //!    retries until that transaction times out.) The filler records are aborted, so
-//!    read_committed readers never see them. Residual assumption: the group's offsets
-//!    partition loses its leader together with the output partitions (true on one broker);
-//!    with replicated partitions leaders move and markers are written. Not covered: an
+//!    read_committed readers never see them. The broker may have written some of the hung
+//!    transaction's commit markers before the leaders went (seen: an alert partition
+//!    committed, the group's offsets hung): those alerts are committed, and rebuilding from
+//!    the offsets before them emits them again. So before any partition goes live after
+//!    such an abort, the service reads back, read_committed, the alert and dead-letter topics
+//!    from the oldest committed position's Kafka timestamp (less 10 minutes for clock skew)
+//!    and does not send an alert whose `alert_id` is already there, nor a dead letter whose
+//!    source partition and offset are: alert ids are deterministic (rule, account,
+//!    triggering record, config version), so such an alert is the one already committed.
+//!    With replicated partitions leaders move on shutdown and all markers are written.
+//!    Not covered: an
 //!    instance killed before its next commit, whose hung offsets are then ended by the
 //!    broker aborting its next (timed-out) transaction; its hung records on output
 //!    partitions stay pending (readers stop there; another producer id cannot end them), and
@@ -89,7 +97,9 @@
 //! starts at the beginning of the partition.
 
 mod client;
+mod committed_output;
 mod demo;
+mod liveness;
 mod metrics;
 mod produce;
 mod reload;
@@ -99,6 +109,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use client::{check_connection, check_env, client_config, expand_env};
+/// Read-back of the committed output after a hung transaction; public for its integration test.
+#[doc(hidden)]
+pub use committed_output::{read as read_committed_output, CommittedOutput};
 pub use demo::{demo, DemoOptions, DemoSummary};
 pub use metrics::Metrics;
 pub use produce::{produce, ProduceOptions, ProduceSummary};

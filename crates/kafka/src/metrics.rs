@@ -2,7 +2,6 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use prometheus::{
@@ -10,6 +9,7 @@ use prometheus::{
     TextEncoder,
 };
 
+use crate::liveness::{Liveness, StoppableThread};
 use crate::KafkaError;
 
 /// Every metric the service exports, on its own registry.
@@ -158,7 +158,7 @@ impl Metrics {
             rebalances: cv("fundwatch_rebalances_total", "Rebalance events, by kind", &["kind"]),
             recoveries: cv(
                 "fundwatch_recoveries_total",
-                "Recovery actions, by action: consumer_recreated (fatal consumer, e.g. a fenced static member), producer_recreated (fatal producer, or an abort that failed), hung_transaction_aborted (a transaction the broker completed without writing its markers, aborted from the same producer id)",
+                "Recovery actions, by action: consumer_recreated (fatal consumer, e.g. a fenced static member), producer_recreated (fatal producer, or an abort that failed), hung_transaction_aborted (a transaction the broker completed without writing its markers, aborted from the same producer id), duplicate_suppressed (an alert or dead letter not sent again because the read-back after a hung transaction found it already committed)",
                 &["action"],
             ),
             ready: reg(
@@ -194,55 +194,90 @@ impl Default for Metrics {
 
 /// The HTTP endpoints, on their own thread until dropped.
 pub struct HttpServer {
-    stop: Arc<AtomicBool>,
-    handle: Option<JoinHandle<()>>,
+    _thread: StoppableThread,
     pub addr: String,
 }
 
 impl HttpServer {
-    pub fn start(listen: &str, metrics: Arc<Metrics>, ready: Arc<AtomicBool>) -> Result<HttpServer, KafkaError> {
+    pub fn start(
+        listen: &str,
+        metrics: Arc<Metrics>,
+        ready: Arc<AtomicBool>,
+        liveness: Arc<Liveness>,
+    ) -> Result<HttpServer, KafkaError> {
         let server =
             tiny_http::Server::http(listen).map_err(|e| KafkaError::Listen(listen.to_owned(), e.to_string()))?;
         let addr = server.server_addr().to_string();
-        let stop = Arc::new(AtomicBool::new(false));
-        let stop2 = stop.clone();
-        let handle = std::thread::Builder::new()
-            .name("fundwatch-http".into())
-            .spawn(move || {
-                while !stop2.load(Ordering::Relaxed) {
-                    let Ok(Some(req)) = server.recv_timeout(Duration::from_millis(200)) else {
-                        continue;
-                    };
-                    let path = req.url().split('?').next().unwrap_or("").to_owned();
-                    let (status, body, ctype) = match path.as_str() {
-                        "/metrics" => (200, metrics.render(), "text/plain; version=0.0.4"),
-                        "/healthz" => (200, b"ok\n".to_vec(), "text/plain"),
-                        "/readyz" if ready.load(Ordering::Relaxed) => (200, b"ready\n".to_vec(), "text/plain"),
-                        "/readyz" => (503, b"not ready\n".to_vec(), "text/plain"),
-                        _ => (404, b"not found\n".to_vec(), "text/plain"),
-                    };
-                    let header = tiny_http::Header::from_bytes(&b"Content-Type"[..], ctype.as_bytes())
-                        .expect("static header is valid");
-                    let resp = tiny_http::Response::from_data(body)
-                        .with_status_code(status)
-                        .with_header(header);
-                    let _ = req.respond(resp);
-                }
-            })
-            .map_err(|e| KafkaError::Other(format!("cannot start http thread: {e}")))?;
-        Ok(HttpServer {
-            stop,
-            handle: Some(handle),
-            addr,
+        let thread = StoppableThread::spawn("fundwatch-http", move |stop| {
+            while !stop.load(Ordering::Relaxed) {
+                let Ok(Some(req)) = server.recv_timeout(Duration::from_millis(200)) else {
+                    continue;
+                };
+                let path = req.url().split('?').next().unwrap_or("").to_owned();
+                let (status, body, ctype) = match path.as_str() {
+                    "/metrics" => (200, metrics.render(), "text/plain; version=0.0.4"),
+                    "/healthz" => match liveness.unhealthy() {
+                        None => (200, b"ok\n".to_vec(), "text/plain"),
+                        Some(why) => (503, format!("{why}\n").into_bytes(), "text/plain"),
+                    },
+                    "/readyz" if ready.load(Ordering::Relaxed) => (200, b"ready\n".to_vec(), "text/plain"),
+                    "/readyz" => (503, b"not ready\n".to_vec(), "text/plain"),
+                    _ => (404, b"not found\n".to_vec(), "text/plain"),
+                };
+                let header = tiny_http::Header::from_bytes(&b"Content-Type"[..], ctype.as_bytes())
+                    .expect("static header is valid");
+                let resp = tiny_http::Response::from_data(body)
+                    .with_status_code(status)
+                    .with_header(header);
+                let _ = req.respond(resp);
+            }
         })
+        .map_err(|e| KafkaError::Other(format!("cannot start http thread: {e}")))?;
+        Ok(HttpServer { _thread: thread, addr })
     }
 }
 
-impl Drop for HttpServer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
-        }
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::liveness::{Phase, UNHEALTHY_AFTER};
+    use std::io::{Read, Write};
+
+    fn get(addr: &str, path: &str) -> (u16, String) {
+        let mut s = std::net::TcpStream::connect(addr).expect("connect");
+        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").expect("write");
+        let mut out = String::new();
+        s.read_to_string(&mut out).expect("read");
+        let status = out.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+        let body = out.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
+        (status, body)
+    }
+
+    #[test]
+    fn endpoints_report_metrics_readiness_and_liveness() {
+        let metrics = Arc::new(Metrics::new());
+        metrics.dead_letters.inc();
+        let ready = Arc::new(AtomicBool::new(false));
+        let live = Arc::new(Liveness::default());
+        live.beat(Phase::Polling);
+        let server = HttpServer::start("127.0.0.1:0", metrics, ready.clone(), live).expect("listen");
+        let (code, body) = get(&server.addr, "/metrics");
+        assert_eq!(code, 200);
+        assert!(body.contains("fundwatch_dead_letters_total 1"), "{body}");
+        assert_eq!(get(&server.addr, "/healthz"), (200, "ok\n".into()));
+        assert_eq!(get(&server.addr, "/readyz").0, 503);
+        ready.store(true, Ordering::Relaxed);
+        assert_eq!(get(&server.addr, "/readyz"), (200, "ready\n".into()));
+        assert_eq!(get(&server.addr, "/nope").0, 404);
+        drop(server);
+
+        let Some(stalled) = Liveness::stalled_for(UNHEALTHY_AFTER + Duration::from_secs(5), Phase::Committing) else {
+            return; // the clock starts too recently to fake an old beat
+        };
+        let server =
+            HttpServer::start("127.0.0.1:0", Arc::new(Metrics::new()), ready, Arc::new(stalled)).expect("listen");
+        let (code, body) = get(&server.addr, "/healthz");
+        assert_eq!(code, 503);
+        assert!(body.contains("stalled") && body.contains("while committing"), "{body}");
     }
 }

@@ -7,10 +7,14 @@ use std::time::{Duration, Instant};
 use fundwatch_record::decode_json;
 use fundwatch_rules::Config;
 use rdkafka::error::KafkaError as RdError;
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::ClientContext;
 use serde::Serialize;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::client::{check_connection, client_config, Role};
 use crate::KafkaError;
@@ -44,6 +48,28 @@ pub struct ProduceSummary {
     pub records_per_second: f64,
 }
 
+/// Counts records librdkafka gave up on (after `message.timeout.ms` of retries, or a fatal
+/// idempotence error), so that a load never loses records silently.
+#[derive(Default)]
+struct DeliveryCount {
+    failed: AtomicU64,
+    first_error: Mutex<Option<String>>,
+}
+
+impl ClientContext for DeliveryCount {}
+
+impl ProducerContext for DeliveryCount {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if let Err((e, _)) = result {
+            if self.failed.fetch_add(1, Ordering::Relaxed) == 0 {
+                *self.first_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+            }
+        }
+    }
+}
+
 /// The Kafka key of a line: its `account` when one can be read, else empty.
 pub fn key_of(line: &[u8]) -> Vec<u8> {
     if let Ok(tx) = decode_json(line) {
@@ -72,7 +98,13 @@ pub fn produce(config: &Config, opts: &ProduceOptions) -> Result<ProduceSummary,
         Instant::now() + Duration::from_secs(30),
         || false,
     )?;
-    let producer: ThreadedProducer<DefaultProducerContext> = pc.create()?;
+    // librdkafka delivers or fails every record within message.timeout.ms (retrying through
+    // broker restarts meanwhile): the final flush waits that long, and a little more.
+    let message_timeout_ms: u64 = pc
+        .get("message.timeout.ms")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300_000);
+    let producer: ThreadedProducer<DeliveryCount> = pc.create_with_context(DeliveryCount::default())?;
     let file = std::fs::File::open(&opts.input).map_err(|e| KafkaError::Io(opts.input.display().to_string(), e))?;
     let reader = BufReader::with_capacity(1 << 20, file);
     let started = Instant::now();
@@ -114,7 +146,28 @@ pub fn produce(config: &Config, opts: &ProduceOptions) -> Result<ProduceSummary,
         }
         summary.records += 1;
     }
-    producer.flush(Duration::from_secs(60))?;
+    let flush_started = Instant::now();
+    producer.flush(Duration::from_millis(message_timeout_ms) + Duration::from_secs(30))?;
+    if flush_started.elapsed() > Duration::from_secs(10) {
+        warn!(
+            seconds = flush_started.elapsed().as_secs_f64(),
+            "the last records took long to deliver (broker unavailable?)"
+        );
+    }
+    let ctx = producer.context();
+    let failed = ctx.failed.load(Ordering::Relaxed);
+    if failed > 0 {
+        let first = ctx
+            .first_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .unwrap_or_default();
+        return Err(KafkaError::Other(format!(
+            "{failed} of {} records were not delivered to {topic} (first error: {first})",
+            summary.records
+        )));
+    }
     summary.seconds = started.elapsed().as_secs_f64();
     summary.records_per_second = summary.records as f64 / summary.seconds.max(1e-9);
     info!(records = summary.records, topic = %topic, "produced");

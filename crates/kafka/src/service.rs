@@ -19,6 +19,8 @@ use serde::{Deserialize, Serialize};
 use tracing::{debug, error, info, warn};
 
 use crate::client::{check_connection, check_env, client_config, Role};
+use crate::committed_output::{self, CommittedOutput};
+use crate::liveness::{Liveness, Phase, Watchdog};
 use crate::metrics::{HttpServer, Metrics};
 use crate::reload::{evaluate, ConfigWatcher, Verdict};
 use crate::{KafkaError, RunOptions};
@@ -265,6 +267,14 @@ struct Pipeline {
     last_txn: TxnCounts,
     /// A hung transaction was aborted: the next plan tells whether it was the last one.
     hung_check: bool,
+    /// A hung transaction was aborted: before going live again, read back what is already
+    /// committed on the output topics (see `committed_output`).
+    read_back_pending: bool,
+    /// Alerts and dead letters already committed (read back after a hung transaction): not
+    /// emitted again.
+    committed_output: Option<CommittedOutput>,
+    /// The polling loop's beat (for `/healthz`); callbacks and long recoveries beat too.
+    liveness: Arc<Liveness>,
     /// A broker connection failed after the last transaction known to be complete: it may be
     /// hung. Until stable offsets prove otherwise, no offsets are sent except by `abort_hung`:
     /// any marker on the group's offsets ends a hung transaction's offsets there, and only
@@ -369,6 +379,7 @@ impl Pipeline {
                     part.live = false;
                     match serde_json::from_str::<CommitMeta>(el.metadata()) {
                         Ok(meta) => {
+                            part.kts = meta.kts;
                             part.flushes = meta.flush.clone();
                             part.pending_flush = meta.flush;
                             let newest = meta.kts.min(meta.ets);
@@ -431,6 +442,7 @@ impl Pipeline {
     }
 
     fn on_assign<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>, tpl: &TopicPartitionList) {
+        self.liveness.beat(Phase::Rebalancing);
         self.summary.rebalances += 1;
         self.metrics.rebalances.with_label_values(&["assign"]).inc();
         let partitions: Vec<i32> = tpl
@@ -443,6 +455,8 @@ impl Pipeline {
         match self.plan(consumer, &partitions) {
             Ok(plan) => {
                 self.settle_hung_check(&plan);
+                // The committed output is read back from the poll loop's reset.
+                self.needs_reset |= self.read_back_pending;
                 for (p, start, part) in plan {
                     if let Err(e) = assign.add_partition_offset(&self.topic, p, start) {
                         self.fatal = Some(e.into());
@@ -476,6 +490,7 @@ impl Pipeline {
     }
 
     fn on_revoke<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>, tpl: &TopicPartitionList) {
+        self.liveness.beat(Phase::Rebalancing);
         self.summary.rebalances += 1;
         self.metrics.rebalances.with_label_values(&["revoke"]).inc();
         let lost = consumer.assignment_lost();
@@ -538,6 +553,7 @@ impl Pipeline {
         self.needs_reset = !self.parts.is_empty();
         self.metrics.recoveries.with_label_values(&["producer_recreated"]).inc();
         loop {
+            self.liveness.beat(Phase::RecreatingClient);
             // Replacing drops (destroys) the dead producer first-hand.
             match self
                 .producer_config
@@ -582,6 +598,7 @@ impl Pipeline {
         path: &std::path::Path,
         why: &str,
     ) -> Result<(), KafkaError> {
+        self.liveness.beat(Phase::Reloading);
         let result = match evaluate(&self.config, path) {
             Verdict::Refused(reason) => {
                 warn!(path = %path.display(), trigger = why, config_version = %fundwatch_engine::config_version(&self.config), "config reload refused, keeping the running config: {reason}");
@@ -767,6 +784,22 @@ impl Pipeline {
     }
 
     fn dead_letter<M: Message>(&mut self, msg: &M, code: &'static str, reason: &str) {
+        if self
+            .committed_output
+            .as_ref()
+            .is_some_and(|c| c.dead_letters.contains(&(msg.partition(), msg.offset())))
+        {
+            self.metrics
+                .recoveries
+                .with_label_values(&["duplicate_suppressed"])
+                .inc();
+            info!(
+                partition = msg.partition(),
+                offset = msg.offset(),
+                "dead letter already committed (by a hung transaction the broker completed): not sent again"
+            );
+            return;
+        }
         let headers = OwnedHeaders::new()
             .insert(Header {
                 key: "fundwatch.reason",
@@ -797,6 +830,18 @@ impl Pipeline {
     }
 
     fn emit_one(&mut self, alert: Alert) {
+        if self
+            .committed_output
+            .as_ref()
+            .is_some_and(|c| c.alerts.contains(&alert.alert_id))
+        {
+            self.metrics
+                .recoveries
+                .with_label_values(&["duplicate_suppressed"])
+                .inc();
+            info!(alert_id = %alert.alert_id, rule = %alert.rule, "alert already committed (by a hung transaction the broker completed): not emitted again");
+            return;
+        }
         match serde_json::to_vec(&alert) {
             Ok(json) => {
                 let topic = std::mem::take(&mut self.alert_topic);
@@ -860,6 +905,7 @@ impl Pipeline {
     /// Commit alerts, dead letters and offsets in one transaction. On an abortable error the
     /// transaction is aborted and every partition rebuilt from its committed offset.
     fn commit<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) -> Result<(), KafkaError> {
+        self.liveness.beat(Phase::Committing);
         self.last_commit = Instant::now();
         self.since_commit = 0;
         if self.txn_failed {
@@ -1006,6 +1052,7 @@ impl Pipeline {
 
     /// Rebuild every assigned partition from its committed offset (after an abort).
     fn reset<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) -> Result<(), KafkaError> {
+        self.liveness.beat(Phase::Resetting);
         self.needs_reset = false;
         let partitions: Vec<i32> = self.parts.keys().copied().collect();
         if partitions.is_empty() {
@@ -1014,6 +1061,11 @@ impl Pipeline {
         let plan = match self.plan(consumer, &partitions) {
             Ok(plan) => {
                 self.settle_hung_check(&plan);
+                if self.read_back_pending && !self.read_back(&plan) {
+                    self.needs_reset = true;
+                    std::thread::sleep(Duration::from_secs(1));
+                    return Ok(());
+                }
                 plan
             }
             Err(e) => {
@@ -1122,10 +1174,49 @@ impl Pipeline {
             Err(e) => warn!(error = %e, "could not add every partition to the aborting transaction"),
         }
         self.hung_check = true;
+        self.read_back_pending = true;
         // abort() aborts (or, failing that, re-creates the producer, whose init aborts) and
         // marks every partition for a rebuild.
         self.in_txn = self.in_txn || self.transactional;
         self.abort();
+    }
+
+    /// After `abort_hung`, before going live: read back the alerts and dead letters already
+    /// committed since the oldest committed position's Kafka timestamp (less a margin for
+    /// clock skew), so that those of the hung transaction that the broker did commit are not
+    /// emitted again. Returns false if the read failed (the reset is retried).
+    fn read_back(&mut self, plan: &[(i32, Offset, Part)]) -> bool {
+        const SKEW_MARGIN_MS: i64 = 10 * 60 * 1000;
+        let since = plan
+            .iter()
+            .map(|(_, _, part)| part.kts)
+            .filter(|t| *t > i64::MIN)
+            .min()
+            .map_or(0, |t| t.saturating_sub(SKEW_MARGIN_MS).max(0));
+        match committed_output::read(
+            &self.probe_config,
+            &self.alert_topic,
+            &self.dead_letter_topic,
+            &self.topic,
+            since,
+            self.op_timeout,
+        ) {
+            Ok(c) => {
+                info!(
+                    alerts = c.alerts.len(),
+                    dead_letters = c.dead_letters.len(),
+                    since_ms = since,
+                    "read back the committed output: what is already committed is not emitted again"
+                );
+                self.committed_output = Some(c);
+                self.read_back_pending = false;
+                true
+            }
+            Err(e) => {
+                warn!(error = %e, "cannot read back the committed output yet; retrying the reset");
+                false
+            }
+        }
     }
 
     /// After `abort_hung`, on the first plan: if a partition's stable committed offset is now
@@ -1269,6 +1360,30 @@ impl Pipeline {
         self.update_rebuilding();
     }
 
+    /// Mark live partitions whose position has reached the broker's high watermark as at
+    /// their end (drain mode, after an outage cleared the end flags).
+    fn probe_eof<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) {
+        let positions = consumer.position().ok();
+        for (p, part) in self.parts.iter_mut() {
+            if !part.live || part.eof {
+                continue;
+            }
+            let pos = positions
+                .as_ref()
+                .and_then(|t| t.find_partition(&self.topic, *p))
+                .and_then(|e| e.offset().to_raw())
+                .unwrap_or(-1)
+                .max(part.next_offset)
+                .max(part.committed);
+            if let Ok((low, high)) = consumer.fetch_watermarks(&self.topic, *p, Duration::from_secs(2)) {
+                if pos >= high || (pos < 0 && high <= low) {
+                    debug!(partition = *p, offset = pos, "partition at its end (broker watermark)");
+                    part.eof = true;
+                }
+            }
+        }
+    }
+
     fn all_live_at_eof(&self) -> bool {
         !self.parts.is_empty() && self.parts.values().all(|p| p.live && p.eof)
     }
@@ -1332,14 +1447,17 @@ fn init_transactions(
     }
 }
 
-/// A broker connection failed: the next commit checks for a hung transaction.
-fn note_outage(outage: &AtomicBool, e: &RdError) {
-    if matches!(
+/// A broker connection failed: the next commit checks for a hung transaction. Returns
+/// whether `e` was such a failure.
+fn note_outage(outage: &AtomicBool, e: &RdError) -> bool {
+    let failed = matches!(
         e,
         RdError::Global(RDKafkaErrorCode::AllBrokersDown | RDKafkaErrorCode::BrokerTransportFailure)
-    ) {
+    );
+    if failed {
         outage.store(true, Ordering::SeqCst);
     }
+    failed
 }
 
 /// The producer's context: notes broker connection failures; deliveries need no callback
@@ -1368,6 +1486,9 @@ struct Ctx {
     outage: Arc<AtomicBool>,
     /// Bumped by every rebalance callback: records polled before one are not processed.
     generation: std::sync::atomic::AtomicU64,
+    /// Bumped when the consumer loses a broker connection: end-of-partition flags seen before
+    /// it are stale (records may have arrived meanwhile; librdkafka reports an end once).
+    disconnects: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Ctx {
@@ -1381,7 +1502,9 @@ impl ClientContext for Ctx {
         match error {
             RdError::Global(RDKafkaErrorCode::PartitionEOF) => debug!(reason, "end of partition"),
             e => {
-                note_outage(&self.outage, &e);
+                if note_outage(&self.outage, &e) {
+                    self.disconnects.fetch_add(1, Ordering::SeqCst);
+                }
                 warn!(error = %e, reason, "kafka client error")
             }
         }
@@ -1476,6 +1599,8 @@ impl Service {
         let transactional = !self.opts.no_transactions;
         let tid = format!("{}-{}-{}", kafka.transactional_id_prefix, kafka.group_id, id);
         let ready = Arc::new(AtomicBool::new(false));
+        let liveness = Arc::new(Liveness::default());
+        let _watchdog = Watchdog::start(liveness.clone());
         let listen = self
             .opts
             .listen
@@ -1484,7 +1609,7 @@ impl Service {
         let _http = if listen.is_empty() || listen == "off" {
             None
         } else {
-            let s = HttpServer::start(&listen, self.metrics.clone(), ready.clone())?;
+            let s = HttpServer::start(&listen, self.metrics.clone(), ready.clone(), liveness.clone())?;
             info!(addr = %s.addr, "serving /metrics /healthz /readyz");
             Some(s)
         };
@@ -1551,6 +1676,9 @@ impl Service {
             probe_config,
             last_txn: TxnCounts::default(),
             hung_check: false,
+            read_back_pending: false,
+            committed_output: None,
+            liveness: liveness.clone(),
             suspect: false,
         }));
 
@@ -1563,11 +1691,13 @@ impl Service {
         // Static membership (KIP-345): a restarted instance gets its partitions back at once,
         // without waiting for the session timeout or disturbing the other members.
         set_default(&mut cc, "group.instance.id", &id);
+        let disconnects = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let new_consumer = || -> Result<BaseConsumer<Ctx>, KafkaError> {
             let consumer: BaseConsumer<Ctx> = cc.create_with_context(Ctx {
                 pipe: pipe.clone(),
                 outage: outage.clone(),
                 generation: Default::default(),
+                disconnects: disconnects.clone(),
             })?;
             consumer.subscribe(&[&kafka.input_topic])?;
             Ok(consumer)
@@ -1590,10 +1720,13 @@ impl Service {
         let mut first_msg: Option<Instant> = None;
         let mut last_tick = Instant::now();
         let mut last_lag = Instant::now() - Duration::from_secs(60);
+        let mut seen_disconnects = 0;
+        let mut last_eof_probe = Instant::now();
         let lock = |p: &Arc<Mutex<Pipeline>>| p.lock().unwrap_or_else(|e| e.into_inner()).fatal.take();
         let stopped_by;
         let mut consumer_fatal = false;
         loop {
+            liveness.beat(Phase::Polling);
             if shutdown.is_triggered() {
                 stopped_by = "shutdown";
                 break;
@@ -1621,6 +1754,7 @@ impl Service {
                     p.metrics.partitions_assigned.set(0);
                     p.update_rebuilding();
                 }
+                liveness.beat(Phase::RecreatingClient);
                 drop(consumer);
                 consumer = new_consumer()?;
                 continue;
@@ -1644,6 +1778,7 @@ impl Service {
                 }
             }
             if !batch.is_empty() {
+                liveness.beat(Phase::Processing);
                 last_msg = Instant::now();
                 first_msg.get_or_insert(last_msg);
                 let mut p = pipe.lock().unwrap_or_else(|e| e.into_inner());
@@ -1664,6 +1799,16 @@ impl Service {
                 }
             }
             let mut p = pipe.lock().unwrap_or_else(|e| e.into_inner());
+            let d = disconnects.load(Ordering::SeqCst);
+            if d != seen_disconnects {
+                // Records may arrive once the broker is back: an end seen before is stale, and
+                // the outage does not count as idle time.
+                seen_disconnects = d;
+                for part in p.parts.values_mut() {
+                    part.eof = false;
+                }
+                last_msg = Instant::now();
+            }
             if p.due(interval, self.opts.commit_records) {
                 p.commit(&consumer)?;
             }
@@ -1688,6 +1833,15 @@ impl Service {
                 self.metrics.ready.set(is_ready as i64);
             }
             if let Some(idle) = idle {
+                if last_msg.elapsed() >= idle
+                    && !p.all_live_at_eof()
+                    && last_eof_probe.elapsed() >= Duration::from_secs(1)
+                {
+                    // librdkafka reports a partition's end once per offset: after an outage
+                    // that cleared the flags, ask the broker whether the partition is at its end.
+                    last_eof_probe = Instant::now();
+                    p.probe_eof(&consumer);
+                }
                 if p.all_live_at_eof() && last_msg.elapsed() >= idle && !p.needs_reset {
                     p.flush_all();
                     p.commit(&consumer)?;
@@ -1699,6 +1853,7 @@ impl Service {
             }
         }
         ready.store(false, Ordering::Relaxed);
+        liveness.beat(Phase::Stopping);
         // Final commit within the grace period, then leave the group.
         {
             let grace = Duration::from_millis(p_grace(&pipe));

@@ -415,10 +415,27 @@ pub fn wait_with_timeout(mut child: Child, timeout: Duration) -> serde_json::Val
             return serde_json::from_str(out.trim()).unwrap_or(serde_json::Value::Null);
         }
         if Instant::now() > deadline {
+            dump_stacks(child.id());
             let _ = child.kill();
             panic!("service did not finish within {timeout:?}");
         }
         std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A wedged service: print its threads' stacks (when gdb is installed) before it is killed,
+/// so a CI log shows where it stopped.
+fn dump_stacks(pid: u32) {
+    let out = Command::new("gdb")
+        .args(["-p", &pid.to_string(), "-batch", "-ex", "thread apply all bt 30"])
+        .stdin(Stdio::null())
+        .output();
+    match out {
+        Ok(o) => eprintln!(
+            "stacks of the wedged service (pid {pid}):\n{}",
+            String::from_utf8_lossy(&o.stdout)
+        ),
+        Err(e) => eprintln!("no stacks of the wedged service (gdb: {e})"),
     }
 }
 
