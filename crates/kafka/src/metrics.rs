@@ -158,7 +158,7 @@ impl Metrics {
             rebalances: cv("fundwatch_rebalances_total", "Rebalance events, by kind", &["kind"]),
             recoveries: cv(
                 "fundwatch_recoveries_total",
-                "Recovery actions, by action: consumer_recreated (fatal consumer, e.g. a fenced static member), producer_recreated (fatal producer, or an abort that failed), hung_transaction_aborted (a transaction the broker completed without writing its markers, aborted from the same producer id), duplicate_suppressed (an alert or dead letter not sent again because the read-back after a hung transaction found it already committed)",
+                "Recovery actions, by action: consumer_recreated (fatal consumer, e.g. a fenced static member), producer_recreated (fatal producer, or an abort that failed), producer_wedged (a send_offsets_to_transaction that never returned; the producer is replaced), hung_transaction_aborted (a transaction the broker completed without writing its markers, aborted from the same producer id), duplicate_suppressed (an alert or dead letter not sent again because the read-back after a hung transaction found it already committed)",
                 &["action"],
             ),
             ready: reg(

@@ -234,7 +234,10 @@ struct Pipeline {
     topic: String,
     alert_topic: String,
     dead_letter_topic: String,
-    producer: ThreadedProducer<ProducerCtx>,
+    /// Shared with the helper thread of a bounded `send_offsets_to_transaction`.
+    producer: Arc<ThreadedProducer<ProducerCtx>>,
+    /// A `send_offsets_to_transaction` never returned: the producer is replaced, not used.
+    wedged: bool,
     transactional: bool,
     parts: BTreeMap<i32, Part>,
     in_txn: bool,
@@ -316,6 +319,47 @@ fn timed_out(e: &RdError) -> bool {
 
 fn horizon_ms(config: &Config) -> i64 {
     config.engine.max_history.ms().max(config.rules.longest_horizon().ms())
+}
+
+/// How long past its own timeout a `send_offsets_to_transaction` may take before the
+/// producer counts as wedged.
+const WEDGE_GRACE: Duration = Duration::from_secs(30);
+
+/// `send_offsets_to_transaction` on a helper thread, waited for at most `timeout` plus
+/// `WEDGE_GRACE`; None if it has not returned by then. librdkafka 2.12 waits for this call's
+/// reply without a deadline of its own (`rd_kafka_txn_op_req1(.., RD_POLL_INFINITE)`,
+/// relying on the request chain to time out), and after a broker restart a service was seen
+/// blocked there for good (gdb: the polling thread in `rd_kafka_txn_op_req0`). The thread and
+/// the producer it holds are then left behind; the caller replaces the producer.
+fn send_offsets_bounded(
+    producer: &Arc<ThreadedProducer<ProducerCtx>>,
+    tpl: &TopicPartitionList,
+    cgm: rdkafka::consumer::ConsumerGroupMetadata,
+    timeout: Duration,
+) -> Option<Result<(), RdError>> {
+    let p = producer.clone();
+    let offsets = tpl.clone();
+    bounded_call("fundwatch-txn-offsets", timeout + WEDGE_GRACE, move || {
+        p.send_offsets_to_transaction(&offsets, &cgm, timeout)
+    })
+    .unwrap_or_else(|e| {
+        warn!(error = %e, "cannot start the offsets thread");
+        Some(Err(RdError::Canceled))
+    })
+}
+
+/// Run `f` on a new thread and wait at most `wait` for it: None if it has not returned (the
+/// thread is left to finish, or not, on its own); Err if the thread cannot be started.
+fn bounded_call<T: Send + 'static>(
+    name: &str,
+    wait: Duration,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> std::io::Result<Option<T>> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    std::thread::Builder::new().name(name.into()).spawn(move || {
+        let _ = tx.send(f());
+    })?;
+    Ok(rx.recv_timeout(wait).ok())
 }
 
 fn is_retriable(e: &RdError) -> bool {
@@ -560,7 +604,7 @@ impl Pipeline {
                 .create_with_context::<_, ThreadedProducer<ProducerCtx>>(ProducerCtx {
                     outage: self.outage.clone(),
                 }) {
-                Ok(p) => self.producer = p,
+                Ok(p) => self.producer = Arc::new(p),
                 Err(e) => {
                     self.fatal = Some(e.into());
                     return;
@@ -1001,12 +1045,7 @@ impl Pipeline {
     ) -> Result<(), KafkaError> {
         self.ensure_txn()?;
         if tpl.count() > 0 {
-            let cgm = consumer
-                .group_metadata()
-                .ok_or_else(|| KafkaError::Other("consumer has no group metadata".into()))?;
-            retry(self.op_timeout, |t| {
-                self.producer.send_offsets_to_transaction(tpl, &cgm, t)
-            })?;
+            self.send_offsets(consumer, tpl)?;
         }
         retry(self.op_timeout, |t| self.producer.commit_transaction(t))?;
         self.in_txn = false;
@@ -1028,8 +1067,8 @@ impl Pipeline {
     /// Abort the open transaction; every engine then holds state that was not committed,
     /// so all partitions are rebuilt from their committed offsets.
     fn abort(&mut self) {
-        if self.transactional && (self.in_txn || self.producer_fatal()) {
-            let res = if self.producer_fatal() {
+        if self.transactional && (self.in_txn || self.producer_fatal() || self.wedged) {
+            let res = if self.producer_fatal() || std::mem::take(&mut self.wedged) {
                 Err(None)
             } else {
                 retry(self.op_timeout, |t| self.producer.abort_transaction(t)).map_err(Some)
@@ -1303,13 +1342,43 @@ impl Pipeline {
         for p in partitions {
             tpl.add_partition_offset(&self.topic, p, Offset::Offset(0))?;
         }
-        let cgm = consumer
-            .group_metadata()
-            .ok_or_else(|| KafkaError::Other("consumer has no group metadata".into()))?;
-        retry(self.op_timeout, |t| {
-            self.producer.send_offsets_to_transaction(&tpl, &cgm, t)
-        })?;
-        Ok(())
+        self.send_offsets(consumer, &tpl)
+    }
+
+    /// `send_offsets_to_transaction`, retried within `op_timeout`, each attempt on a helper
+    /// thread (see `send_offsets_bounded`). An attempt that never returns marks the producer
+    /// wedged: `abort` then replaces it instead of calling into it again.
+    fn send_offsets<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+        tpl: &TopicPartitionList,
+    ) -> Result<(), KafkaError> {
+        let producer = self.producer.clone();
+        let mut wedged = false;
+        let mut no_group = false;
+        let result = retry(self.op_timeout, |t| {
+            let Some(cgm) = consumer.group_metadata() else {
+                no_group = true;
+                return Err(RdError::Canceled);
+            };
+            send_offsets_bounded(&producer, tpl, cgm, t).unwrap_or_else(|| {
+                wedged = true;
+                Err(RdError::Canceled)
+            })
+        });
+        if wedged {
+            error!(
+                grace_seconds = WEDGE_GRACE.as_secs(),
+                "send_offsets_to_transaction did not return within its timeout and the grace: the producer is wedged; replacing it (the new one fences it and aborts its transaction)"
+            );
+            self.metrics.recoveries.with_label_values(&["producer_wedged"]).inc();
+            self.wedged = true;
+        }
+        match result {
+            Ok(()) => Ok(()),
+            Err(_) if no_group => Err(KafkaError::Other("consumer has no group metadata".into())),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Once a second: go-live checks for partitions whose rebuild range is exhausted, gauges.
@@ -1646,7 +1715,8 @@ impl Service {
             topic: kafka.input_topic.clone(),
             alert_topic: kafka.alert_topic.clone(),
             dead_letter_topic: kafka.dead_letter_topic.clone(),
-            producer,
+            producer: Arc::new(producer),
+            wedged: false,
             transactional,
             parts: BTreeMap::new(),
             in_txn: false,
@@ -1899,4 +1969,21 @@ fn p_grace(pipe: &Mutex<Pipeline>) -> u64 {
 /// the input is drained).
 pub fn run(config: Arc<Config>, opts: RunOptions, shutdown: Shutdown) -> Result<RunSummary, KafkaError> {
     Service::new(config, opts).run(shutdown)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounded_call_gives_up_on_a_call_that_does_not_return() {
+        let quick = bounded_call("t-quick", Duration::from_secs(5), || 7).unwrap();
+        assert_eq!(quick, Some(7));
+        let (release, wait) = std::sync::mpsc::channel::<()>();
+        let started = Instant::now();
+        let stuck = bounded_call("t-stuck", Duration::from_millis(200), move || wait.recv().is_ok()).unwrap();
+        assert_eq!(stuck, None);
+        assert!(started.elapsed() < Duration::from_secs(2));
+        drop(release); // lets the left-behind thread end
+    }
 }
