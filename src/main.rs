@@ -148,6 +148,36 @@ fn init_logging(format: LogFormat) {
     }
 }
 
+/// The demo plays `fixtures/stream-20k.jsonl` by default. Started outside the repository
+/// (an installed binary), that file is not there: generate the same stream (the fixture's
+/// own `generate` options, byte-identical output) into a temporary directory instead.
+/// Returns that directory, to remove afterwards.
+fn demo_stream(options: &mut fundwatch_kafka::DemoOptions) -> Result<Option<PathBuf>> {
+    let default = fundwatch_kafka::DemoOptions::default().input;
+    if options.input != default || options.input.exists() {
+        return Ok(None);
+    }
+    let dir = std::env::temp_dir().join(format!("fundwatch-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let input = dir.join("stream-20k.jsonl");
+    let gen = fundwatch_generate::GenerateOptions {
+        records: 20_000,
+        seed: 77,
+        days: 90,
+        start: "2026-06-01".into(),
+        ..Default::default()
+    };
+    let out = BufWriter::new(File::create(&input).with_context(|| format!("cannot write {}", input.display()))?);
+    fundwatch_generate::generate(&gen, out, std::io::sink())?;
+    eprintln!(
+        "{} not found (not started from the repository): playing the same stream, generated into {}",
+        default.display(),
+        input.display()
+    );
+    options.input = input;
+    Ok(Some(dir))
+}
+
 fn load_config(path: Option<&Path>) -> Result<Arc<Config>> {
     Ok(Arc::new(match path {
         Some(p) => Config::load(p)?,
@@ -218,11 +248,15 @@ fn run(cmd: Command) -> Result<()> {
             println!("{}", serde_json::to_string_pretty(&summary)?);
             Ok(())
         }
-        Command::Demo { config, options } => {
+        Command::Demo { config, mut options } => {
             let config = load_config(config.as_deref())?;
             let shutdown = fundwatch_kafka::Shutdown::on_signals()?;
-            let summary = fundwatch_kafka::demo(&config, &options, shutdown)?;
-            println!("{}", serde_json::to_string_pretty(&summary)?);
+            let generated = demo_stream(&mut options)?;
+            let summary = fundwatch_kafka::demo(&config, &options, shutdown);
+            if let Some(dir) = generated {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            println!("{}", serde_json::to_string_pretty(&summary?)?);
             Ok(())
         }
         Command::Generate { out, labels, options } => {

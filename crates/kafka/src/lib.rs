@@ -89,6 +89,12 @@
 //!    partitions stay pending (readers stop there; another producer id cannot end them), and
 //!    if the same instance id later commits on such a partition they are committed with it,
 //!    duplicating alerts that the partition's new owner emitted again.
+//! 7. A wedged producer. librdkafka 2.12's `send_offsets_to_transaction` waits for its reply
+//!    without a deadline and was seen never to return after a broker restart. The call runs
+//!    on a helper thread; past its timeout plus 30 s it is abandoned and the producer is
+//!    replaced as after a fatal error (3). The replacement's `init_transactions` bumps the
+//!    epoch, which aborts the open transaction and fences the old producer, so nothing the
+//!    abandoned call may still do can commit.
 //!
 //! Assumption: Kafka record timestamps of a partition are roughly non-decreasing
 //! (CreateTime set by producers, or LogAppendTime); a record whose Kafka timestamp is much

@@ -2,14 +2,13 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use fundwatch_record::decode_json;
 use fundwatch_rules::Config;
 use rdkafka::error::KafkaError as RdError;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
-
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientContext;
