@@ -160,15 +160,8 @@ fn demo_stream(options: &mut fundwatch_kafka::DemoOptions) -> Result<Option<Path
     let dir = std::env::temp_dir().join(format!("fundwatch-demo-{}", std::process::id()));
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let input = dir.join("stream-20k.jsonl");
-    let gen = fundwatch_generate::GenerateOptions {
-        records: 20_000,
-        seed: 77,
-        days: 90,
-        start: "2026-06-01".into(),
-        ..Default::default()
-    };
     let out = BufWriter::new(File::create(&input).with_context(|| format!("cannot write {}", input.display()))?);
-    fundwatch_generate::generate(&gen, out, std::io::sink())?;
+    fundwatch_generate::generate(&fundwatch_generate::GenerateOptions::stream_20k(), out, std::io::sink())?;
     eprintln!(
         "{} not found (not started from the repository): playing the same stream, generated into {}",
         default.display(),

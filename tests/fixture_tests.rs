@@ -26,16 +26,7 @@ fn check(name: &str, opts: GenerateOptions) {
 #[test]
 fn fixtures_are_reproducible_from_the_generator() {
     // fundwatch generate --records 20000 --seed 77 --days 90 --start 2026-06-01
-    check(
-        "stream-20k",
-        GenerateOptions {
-            records: 20_000,
-            seed: 77,
-            days: 90,
-            start: "2026-06-01".into(),
-            ..Default::default()
-        },
-    );
+    check("stream-20k", GenerateOptions::stream_20k());
     // fundwatch generate --records 50000 --seed 2026 --days 120
     check(
         "stream-50k",

@@ -60,6 +60,20 @@ pub struct GenerateOptions {
     pub malformed_rate: f64,
 }
 
+impl GenerateOptions {
+    /// The options that made `fixtures/stream-20k.jsonl` (the demo's stream): `fundwatch
+    /// generate --records 20000 --seed 77 --days 90 --start 2026-06-01`.
+    pub fn stream_20k() -> GenerateOptions {
+        GenerateOptions {
+            records: 20_000,
+            seed: 77,
+            days: 90,
+            start: "2026-06-01".into(),
+            ..Default::default()
+        }
+    }
+}
+
 impl Default for GenerateOptions {
     fn default() -> Self {
         GenerateOptions {
