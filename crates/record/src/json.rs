@@ -159,6 +159,7 @@ fn validate(raw: Fields<'_>) -> Result<Transaction<'_>, RejectReason> {
         None => Default::default(),
         Some(s) => parse_account_type(&s)?,
     };
+    let channel = Channel::of_record(raw.channel.as_deref(), &counterparty);
     Ok(Transaction {
         tx_id,
         ts_ms,
@@ -168,7 +169,7 @@ fn validate(raw: Fields<'_>) -> Result<Transaction<'_>, RejectReason> {
         amount,
         is_cny,
         currency,
-        channel: raw.channel.map(|c| Channel::parse(&c)).unwrap_or_default(),
+        channel,
         memo: opt(raw.memo),
         account_type,
         industry: opt(raw.industry),

@@ -75,6 +75,18 @@ pub enum Channel {
 }
 
 impl Channel {
+    /// The channel of a record: its `channel` field, or, when the feed leaves it out (or
+    /// empty), cash for an entry without a counterparty (the spec's empty counterparty means
+    /// cash) and a transfer otherwise — so feeds without a channel column still meet the cash
+    /// reporting line.
+    pub fn of_record(channel: Option<&str>, counterparty: &str) -> Channel {
+        match channel {
+            Some(c) if !c.is_empty() => Channel::parse(c),
+            _ if counterparty.is_empty() => Channel::Cash,
+            _ => Channel::Transfer,
+        }
+    }
+
     pub fn parse(s: &str) -> Channel {
         match s {
             "" | "transfer" => Channel::Transfer,

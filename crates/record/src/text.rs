@@ -113,6 +113,7 @@ impl<'a> TextFields<'a> {
             Some("true") | Some("1") | Some("TRUE") | Some("True") => true,
             Some(other) => return Err(RejectReason::BadBool(truncate(other))),
         };
+        let channel = Channel::of_record(self.take(Field::Channel).as_deref(), &counterparty);
         Ok(Transaction {
             tx_id,
             ts_ms,
@@ -122,10 +123,7 @@ impl<'a> TextFields<'a> {
             amount,
             is_cny,
             currency,
-            channel: self
-                .take(Field::Channel)
-                .map(|c| Channel::parse(&c))
-                .unwrap_or_default(),
+            channel,
             memo: self.take(Field::Memo).unwrap_or_default(),
             account_type,
             industry: self.take(Field::Industry).unwrap_or_default(),

@@ -40,8 +40,11 @@ pub struct PeriodicParams {
     pub min_period: Span,
     /// Longest period (monthly: up to 31d). Range 1d–180d.
     pub max_period: Span,
-    /// An interval is regular within this fraction of the median period. Range 0.05–0.8.
+    /// An interval is regular within this fraction of the median period… Range 0.05–0.8.
     pub period_tolerance: f64,
+    /// …plus this much, since each payout day may wander by a day or two (a weekend, a
+    /// holiday, a scheme avoiding a fixed day), which moves two intervals. Range 0s–7d.
+    pub period_jitter: Span,
     /// Hits scoring below this are not alerts. Range 0–100.
     pub confirm_score: f64,
     /// After an alert, no new one for this account and rule for this long. Range 0s–365d.
@@ -60,6 +63,7 @@ impl Default for PeriodicParams {
             min_period: Span::days(5),
             max_period: Span::days(40),
             period_tolerance: 0.3,
+            period_jitter: Span::days(2),
             confirm_score: 60.0,
             cooldown: Span::days(60),
         }
@@ -81,6 +85,7 @@ impl Validate for PeriodicParams {
             "must not exceed max_period",
         );
         c.ratio("period_tolerance", self.period_tolerance, 0.05, 0.8);
+        c.span("period_jitter", self.period_jitter, Span(0), Span::days(7));
         c.ratio("confirm_score", self.confirm_score, 0.0, 100.0);
         c.span("cooldown", self.cooldown, Span(0), Span::days(365));
     }
@@ -165,6 +170,94 @@ fn rate_unit(amounts: &[Fen]) -> Option<(Fen, f64)> {
     best
 }
 
+/// Tolerance of "the same sum again": rounding to the yuan and small fees move a payout by
+/// well under 2%; pay by hours worked or commissions move by far more.
+const AMOUNT_TOLERANCE: f64 = 0.02;
+
+/// How one event's sums follow the previous event's, payee by payee.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Tracking {
+    /// Share of the later event's payees also paid in the earlier one.
+    common_share: f64,
+    /// Share of those whose sum is the earlier sum times one common factor (the median
+    /// ratio; 1.0 when nothing changed), within [`AMOUNT_TOLERANCE`].
+    fit_of_common: f64,
+}
+
+/// Compare two events; `None` when fewer than `min_pairs` payees were paid in both.
+fn amounts_track(earlier: &Batch, later: &Batch, min_pairs: usize) -> Option<Tracking> {
+    let sums = |b: &Batch| {
+        b.rows.iter().fold(FxHashMap::<AccountId, Fen>::default(), |mut m, r| {
+            *m.entry(r.counterparty).or_default() += r.amount;
+            m
+        })
+    };
+    let (a, b) = (sums(earlier), sums(later));
+    let ratios: Vec<f64> = b
+        .iter()
+        .filter_map(|(c, &x)| a.get(c).map(|&y| x as f64 / y.max(1) as f64))
+        .collect();
+    if ratios.len() < min_pairs.max(2) {
+        return None;
+    }
+    let mut sorted = ratios.clone();
+    sorted.sort_by(f64::total_cmp);
+    let factor = sorted[sorted.len() / 2];
+    let fits = ratios
+        .iter()
+        .filter(|&&r| (r / factor - 1.0).abs() <= AMOUNT_TOLERANCE)
+        .count();
+    Some(Tracking {
+        common_share: share(ratios.len(), b.len()),
+        fit_of_common: share(fits, ratios.len()),
+    })
+}
+
+/// How the payouts were paid for: the share of payout events (the last six) topped up just
+/// before — inflows from at most three sources within two days before the event, together
+/// between 0.8 and 2 times the event's total, so the batch drains what came in — or 1.0 when
+/// one earlier injection covers all the events (a payout account funded once). A business
+/// paying wages or commissions out of its takings shows neither.
+fn funded_before_payouts(rows: &[Row], events: &[Batch], cash: Option<AccountId>) -> f64 {
+    const LEAD_MS: i64 = 2 * 86_400_000;
+    let recent = &events[events.len().saturating_sub(6)..];
+    let total = |e: &Batch| e.rows.iter().map(|r| r.amount).sum::<Fen>();
+    let mut funded = 0usize;
+    for e in recent {
+        let end = e.rows.iter().map(|r| r.ts_ms).max().unwrap_or(e.start);
+        let mut by_source: FxHashMap<AccountId, Fen> = FxHashMap::default();
+        for r in rows
+            .iter()
+            .filter(|r| r.flags.is_in() && r.ts_ms >= e.start - LEAD_MS && r.ts_ms <= end)
+        {
+            *by_source.entry(r.counterparty).or_default() += r.amount;
+        }
+        let mut amounts: Vec<Fen> = by_source.values().copied().collect();
+        amounts.sort_unstable_by(|x, y| y.cmp(x));
+        let top: Fen = amounts.iter().take(3).sum();
+        let all: Fen = amounts.iter().sum();
+        let b = total(e);
+        if top * 10 >= all * 8 && top * 10 >= b * 8 && top <= b * 2 {
+            funded += 1;
+        }
+    }
+    let per_batch = share(funded, recent.len());
+    // One injection before the first event that pays for everything since, and is most of
+    // what the account received (a business's large customer payment is not).
+    let first = events.first().map_or(i64::MAX, |e| e.start);
+    let paid: Fen = events.iter().map(total).sum();
+    let received: Fen = rows.iter().filter(|r| r.flags.is_in()).map(|r| r.amount).sum();
+    let injected = rows
+        .iter()
+        .filter(|r| r.flags.is_in() && r.ts_ms < first && Some(r.counterparty) != cash)
+        .any(|r| r.amount * 10 >= paid * 8 && r.amount * 2 <= paid * 5 && r.amount * 2 >= received);
+    if injected {
+        1.0
+    } else {
+        per_batch
+    }
+}
+
 pub fn evaluate(ctx: &Ctx<'_>, p: &PeriodicParams) -> Option<Hit> {
     let t = ctx.trigger;
     if !p.enabled || t.flags.is_in() {
@@ -201,10 +294,14 @@ pub fn evaluate(ctx: &Ctx<'_>, p: &PeriodicParams) -> Option<Hit> {
     {
         return None;
     }
+    // One payout event may spread over hours or be split across two days; batches starting
+    // within `merge_ms` of an event's start belong to it. Kept well under the shortest period
+    // so that jittered periods (±2 days on a week) still separate their events.
+    let merge_ms = Span::days(2).ms().min(p.min_period.ms() / 2).max(Span::days(1).ms());
     let mut events: Vec<Batch> = Vec::new();
     for b in batches.into_iter().filter(qualifies) {
         match events.last_mut() {
-            Some(e) if b.start - e.start < Span::days(1).ms() => e.rows.extend(b.rows),
+            Some(e) if b.start - e.start < merge_ms => e.rows.extend(b.rows),
             _ => events.push(b),
         }
     }
@@ -220,7 +317,7 @@ pub fn evaluate(ctx: &Ctx<'_>, p: &PeriodicParams) -> Option<Hit> {
     if period < p.min_period.ms() || period > p.max_period.ms() {
         return None;
     }
-    let tol = (period as f64 * p.period_tolerance) as i64;
+    let tol = (period as f64 * p.period_tolerance) as i64 + p.period_jitter.ms();
     let regular = intervals.iter().filter(|&&d| (d - period).abs() <= tol).count();
     let regular_share = share(regular, intervals.len());
     // The newest intervals must be regular: the current batch continues the rhythm.
@@ -251,22 +348,31 @@ pub fn evaluate(ctx: &Ctx<'_>, p: &PeriodicParams) -> Option<Hit> {
     let (g, unit_share) = rate_unit(&amounts).unwrap_or((0, 0.0));
     let structured = unit_share >= 0.8;
     let prev = events.len().checked_sub(2).map(|i| &events[i]);
-    let (repeat_share, overlap) = match prev {
+    let overlap = match prev {
         Some(prev) => {
-            let prev_amount: FxHashMap<AccountId, Fen> = prev.rows.iter().map(|r| (r.counterparty, r.amount)).collect();
-            let same_amount = current
-                .rows
-                .iter()
-                .filter(|r| prev_amount.get(&r.counterparty) == Some(&r.amount))
-                .count();
-            let overlap = cur_recipients.iter().filter(|c| prev_amount.contains_key(c)).count();
-            (
-                share(same_amount, current.rows.len()),
-                share(overlap, cur_recipients.len()),
+            let prev_payees = prev.recipients();
+            share(
+                cur_recipients.iter().filter(|c| prev_payees.contains(c)).count(),
+                cur_recipients.len(),
             )
         }
-        None => (0.0, 1.0),
+        None => 1.0,
     };
+    // Interest is a stake times a rate: each payee's sum repeats period to period (within
+    // rounding and fees), or every sum moves by one factor when the rate changes. Averaged
+    // over the last two intervals so one irregular period does not decide it.
+    let tracking: Vec<Tracking> = events
+        .windows(2)
+        .rev()
+        .take(2)
+        .filter_map(|w| amounts_track(&w[0], &w[1], p.min_batch_recipients as usize))
+        .collect();
+
+    // Same payees, other sums each period: pay by hours worked or commissions.
+    let varying = tracking.iter().any(|t| t.common_share >= 0.5 && t.fit_of_common < 0.3);
+    let repeat_share =
+        tracking.iter().map(|t| t.common_share * t.fit_of_common).sum::<f64>() / tracking.len().max(1) as f64;
+    let funded_share = funded_before_payouts(&rows, &events, cash);
     let all: Vec<&Row> = events.iter().flat_map(|e| e.rows.iter()).collect();
     let tag_share = |bits: u8| {
         share(
@@ -286,7 +392,9 @@ pub fn evaluate(ctx: &Ctx<'_>, p: &PeriodicParams) -> Option<Hit> {
     s.add("regular_period", 10.0 * regular_share);
     s.add("payees_paid_in", 40.0 * paid_in_share);
     s.add("fixed_rate_amounts", if structured { 15.0 } else { 0.0 });
-    s.add("same_amount_each_period", 10.0 * repeat_share);
+    s.add("same_amount_each_period", 15.0 * repeat_share);
+    s.add("funded_for_each_batch", 10.0 * funded_share);
+    s.add("payee_amounts_vary", if varying { -10.0 } else { 0.0 });
     s.add(
         "payout_size",
         if median_payout <= Yuan::whole(3_000).fen() {
@@ -326,6 +434,7 @@ pub fn evaluate(ctx: &Ctx<'_>, p: &PeriodicParams) -> Option<Hit> {
     ev.insert("payouts_on_unit_share".into(), ratio(unit_share));
     ev.insert("payees_who_paid_in_share".into(), ratio(paid_in_share));
     ev.insert("same_amount_as_last_period_share".into(), ratio(repeat_share));
+    ev.insert("batches_funded_just_before_share".into(), ratio(funded_share));
     ev.insert("payout_memo_share".into(), ratio(payout_share));
     ev.insert("score_breakdown".into(), s.breakdown());
     ev.insert(
@@ -355,7 +464,89 @@ pub fn evaluate(ctx: &Ctx<'_>, p: &PeriodicParams) -> Option<Hit> {
 
 #[cfg(test)]
 mod tests {
-    use super::rate_unit;
+    use super::{amounts_track, funded_before_payouts, rate_unit, Batch, Tracking};
+    use fundwatch_record::{Channel, Direction};
+    use fundwatch_window::{Flags, Row};
+
+    const DAY: i64 = 86_400_000;
+
+    fn row(ts_ms: i64, cp: u32, amount: i64, dir: Direction) -> Row {
+        Row {
+            seq: 0,
+            ts_ms,
+            amount,
+            counterparty: cp,
+            flags: Flags::new(Channel::Transfer, dir, false, 0),
+        }
+    }
+
+    fn batch(start: i64, amounts: &[(u32, i64)]) -> Batch {
+        Batch {
+            start,
+            rows: amounts
+                .iter()
+                .enumerate()
+                .map(|(i, &(cp, a))| row(start + i as i64 * 600_000, cp, a, Direction::Out))
+                .collect(),
+        }
+    }
+
+    /// Stakes of 8,888, 13,457 and other odd sums at 1.5% a period: the sums repeat within a
+    /// fen or two of fee noise, or all move by one factor when the rate changes.
+    #[test]
+    fn stake_times_rate_tracks_from_period_to_period() {
+        let stakes = [888_800i64, 1_345_700, 2_710_300, 566_600, 1_999_900, 3_141_500];
+        let pay = |rate_ppm: i64, noise: i64| -> Vec<(u32, i64)> {
+            stakes
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (i as u32, s * rate_ppm / 1_000_000 + (i as i64 % 3 - 1) * noise))
+                .collect()
+        };
+        let a = batch(0, &pay(15_000, 0));
+        let b = batch(30 * DAY, &pay(15_000, 1));
+        let all = Some(Tracking {
+            common_share: 1.0,
+            fit_of_common: 1.0,
+        });
+        assert_eq!(amounts_track(&a, &b, 5), all);
+        // A rate cut from 1.5% to 1.2%: every sum moves by 0.8.
+        let c = batch(60 * DAY, &pay(12_000, 1));
+        assert_eq!(amounts_track(&b, &c, 5), all);
+        // Pay by hours worked: the same people, sums up and down by 5–40%.
+        let hours: Vec<(u32, i64)> = pay(15_000, 0)
+            .into_iter()
+            .enumerate()
+            .map(|(i, (c, x))| (c, x * [105, 140, 60, 88, 120, 75][i] / 100))
+            .collect();
+        let t = amounts_track(&a, &batch(30 * DAY, &hours), 5).unwrap();
+        assert!(t.common_share == 1.0 && t.fit_of_common < 0.4, "{t:?}");
+        // Too few payees paid in both periods: no evidence either way.
+        assert_eq!(amounts_track(&a, &batch(30 * DAY, &pay(15_000, 0)[..3]), 5), None);
+    }
+
+    #[test]
+    fn payout_account_topped_up_before_each_batch() {
+        let events: Vec<Batch> = (0..4)
+            .map(|k| batch(10 * DAY + k * 7 * DAY, &[(1, 50_000), (2, 70_000), (3, 30_000)]))
+            .collect();
+        let total = 150_000;
+        // One transfer from the controller a few hours before each batch, a little above it.
+        let mut rows: Vec<Row> = events
+            .iter()
+            .map(|e| row(e.start - 5 * 3_600_000, 99, total * 11 / 10, Direction::In))
+            .collect();
+        rows.sort_by_key(|r| r.ts_ms);
+        assert_eq!(funded_before_payouts(&rows, &events, None), 1.0);
+        // A business paying out of its takings: many customers, no top-up shaped like a batch.
+        let takings: Vec<Row> = (0..200)
+            .map(|i| row(i * 3_600_000 * 3, 1_000 + i as u32, 9_000, Direction::In))
+            .collect();
+        assert_eq!(funded_before_payouts(&takings, &events, None), 0.0);
+        // One injection up front that pays for all four batches.
+        let once = vec![row(9 * DAY, 99, 4 * total, Direction::In)];
+        assert_eq!(funded_before_payouts(&once, &events, None), 1.0);
+    }
 
     #[test]
     fn finds_the_rate_of_round_principals() {

@@ -333,9 +333,9 @@ pub fn evaluate(ctx: &Ctx<'_>, p: &RapidParams) -> Option<Hit> {
         } else if coverage >= 0.5 {
             5.0
         } else if coverage < 0.3 {
-            -20.0
+            -30.0
         } else {
-            0.0
+            -10.0
         },
     );
     s.add("benign_memos", -30.0 * benign_share);

@@ -43,7 +43,8 @@ pub struct ScatterParams {
     pub min_concentration: f64,
     /// A "round ticket" is a multiple of this… Range 1–1,000,000 yuan.
     pub round_ticket_unit: Yuan,
-    /// …of at least this much (10,000 and 50,000 subscriptions, not 500 yuan of groceries).
+    /// …of at least this much (10,000 and 50,000 subscriptions, not 1,000 or 2,000 yuan of
+    /// wedding gifts).
     /// Range 1–10,000,000 yuan.
     pub round_ticket_min: Yuan,
     /// Hits scoring below this are not alerts. Range 0–100.
@@ -65,7 +66,7 @@ impl Default for ScatterParams {
             min_out_share: 0.5,
             min_concentration: 0.8,
             round_ticket_unit: Yuan::whole(500),
-            round_ticket_min: Yuan::whole(1_000),
+            round_ticket_min: Yuan::whole(5_000),
             confirm_score: 60.0,
             cooldown: Span::days(30),
         }
@@ -141,6 +142,83 @@ impl CollectionTracker {
         self.outs.push_back((r.ts_ms, self.inflows));
         self.inflows - base >= p.min_distinct_payers
     }
+}
+
+/// A price behind the payments: one amount that at least 60% of them are, or a unit that is
+/// not a round sum (not a multiple of 100 yuan, under 2,000 yuan) of which at least 80% are
+/// small multiples (group purchases of 1–10 items). Returns (unit, share that fits).
+fn fixed_price(amounts: &[Fen]) -> Option<(Fen, f64)> {
+    if amounts.len() < 4 {
+        return None;
+    }
+    let mut sorted = amounts.to_vec();
+    sorted.sort_unstable();
+    // Modal amount.
+    let (mut best, mut best_n, mut run) = (sorted[0], 0usize, 0usize);
+    for i in 0..sorted.len() {
+        run = if i > 0 && sorted[i] == sorted[i - 1] {
+            run + 1
+        } else {
+            1
+        };
+        if run > best_n {
+            (best, best_n) = (sorted[i], run);
+        }
+    }
+    let modal = share(best_n, amounts.len());
+    if modal >= 0.6 {
+        return Some((best, modal));
+    }
+    let mut smallest = sorted.clone();
+    smallest.dedup();
+    smallest.truncate(4);
+    let mut found: Option<(Fen, f64)> = None;
+    for &a in &smallest {
+        for k in 1..=3 {
+            if a % k != 0 {
+                continue;
+            }
+            let u = a / k;
+            if u < 1_000 || u >= Yuan::whole(2_000).fen() || u % Yuan::whole(100).fen() == 0 {
+                continue;
+            }
+            let fits = amounts.iter().filter(|&&x| x % u == 0 && x / u <= 10).count();
+            let fit = share(fits, amounts.len());
+            if fit >= 0.8 && found.is_none_or(|(_, f)| fit > f) {
+                found = Some((u, fit));
+            }
+        }
+    }
+    found
+}
+
+/// At least 70% of the payments are distinct sums and the 90th percentile is at least three
+/// times the 10th.
+fn varied_sums(amounts: &[Fen]) -> bool {
+    if amounts.len() < 4 {
+        return false;
+    }
+    let mut sorted = amounts.to_vec();
+    sorted.sort_unstable();
+    let (lo, hi) = (sorted[sorted.len() / 10], sorted[sorted.len() - 1 - sorted.len() / 10]);
+    sorted.dedup();
+    share(sorted.len(), amounts.len()) >= 0.7 && hi >= 3 * lo
+}
+
+/// Time between the 10th and the 90th percentile inflow of the collection: how long the
+/// money kept coming, robust to a straggler or two.
+fn arrival_span(rows: &[fundwatch_window::Row], collect_start: i64) -> i64 {
+    let ts: Vec<i64> = rows
+        .iter()
+        .filter(|r| r.flags.is_in() && r.ts_ms >= collect_start)
+        .map(|r| r.ts_ms)
+        .collect();
+    if ts.len() < 2 {
+        return 0;
+    }
+    let lo = ts[ts.len() / 10];
+    let hi = ts[(ts.len() - 1) - ts.len() / 10];
+    hi - lo
 }
 
 pub fn evaluate(ctx: &Ctx<'_>, p: &ScatterParams) -> Option<Hit> {
@@ -232,14 +310,42 @@ pub fn evaluate(ctx: &Ctx<'_>, p: &ScatterParams) -> Option<Hit> {
         .map(|r| r.counterparty)
         .collect();
     let new_payers = payers.keys().filter(|k| !earlier_payers.contains(k)).count();
+    // An earlier round of collection from other people that was moved on too: recruitment
+    // that goes on in waves. (Rents, fees and customers come from the same people again.)
+    let earlier_round = collect_start > horizon_start && {
+        let others: Vec<&fundwatch_window::Row> = rows
+            .iter()
+            .filter(|r| r.flags.is_in() && r.ts_ms < collect_start && !payers.contains_key(&r.counterparty))
+            .collect();
+        let distinct: FxHashSet<AccountId> = others.iter().map(|r| r.counterparty).collect();
+        let first = others.first().map_or(collect_start, |r| r.ts_ms);
+        let collected: Fen = others.iter().map(|r| r.amount).sum();
+        // …and it was moved on as this one is: most of it to at most
+        // `max_out_counterparties` accounts, in sizeable transfers.
+        let mut moved: FxHashMap<AccountId, Fen> = FxHashMap::default();
+        for r in rows.iter().filter(|r| {
+            !r.flags.is_in() && r.ts_ms >= first && r.ts_ms < collect_start && r.amount >= p.min_out_amount.fen()
+        }) {
+            *moved.entry(r.counterparty).or_default() += r.amount;
+        }
+        let mut moved: Vec<Fen> = moved.into_values().collect();
+        moved.sort_unstable_by(|a, b| b.cmp(a));
+        let moved: Fen = moved.iter().take(p.max_out_counterparties as usize).sum();
+        distinct.len() >= (p.min_distinct_payers as usize).div_ceil(2) && moved * 2 >= collected
+    };
     let new_share = share(new_payers, payers.len());
     // "Payers who never paid before" means something only if there is a before: with under a
     // week of history (a stream or an account just starting), the signal is unknown.
     let history_ms = collect_start - rows.first().map_or(collect_start, |r| r.ts_ms);
-    let new_payer_signal = if history_ms >= Span::days(7).ms() {
+    // Known payers weigh more than new ones: a collection mostly from the account's regular
+    // payers (business customers, tenants, members renewing) is routine, whatever else it
+    // looks like.
+    let new_payer_signal = if history_ms < Span::days(7).ms() {
+        0.0
+    } else if new_share >= 0.5 {
         new_share - 0.5
     } else {
-        0.0
+        2.5 * (new_share - 0.5)
     };
     // What the "concentrated outflow" was for: wages and commissions are a business paying
     // its staff, not collected money moved on. (Goods memos are not counted: schemes often
@@ -270,6 +376,11 @@ pub fn evaluate(ctx: &Ctx<'_>, p: &ScatterParams) -> Option<Hit> {
     }
     let accumulation = peak as f64 / total_in as f64;
     let median_ticket = median_i64(&amounts);
+    let priced = fixed_price(&amounts);
+    // People stake whole yuan; invoices priced by quantity and tax carry fen, and vary as
+    // much as stakes do.
+    let invoices = share(amounts.iter().filter(|&&a| a % 100 != 0).count(), amounts.len()) >= 0.5;
+    let arrival_span_ms = arrival_span(&rows, collect_start);
     let per_payer = share(n_in, payers.len());
     let round_share = share(round, n_in);
     let invest_share = share(invest, n_in);
@@ -281,20 +392,88 @@ pub fn evaluate(ctx: &Ctx<'_>, p: &ScatterParams) -> Option<Hit> {
         "many_payers",
         10.0 * (distinct_payers as f64 / (2.0 * f64::from(p.min_distinct_payers))).min(1.0),
     );
+    // Subscriptions are thousands to tens of thousands; gifts, fees and purchases hundreds.
     s.add(
         "ticket_size",
-        if median_ticket >= Yuan::whole(1_000).fen() {
-            5.0
-        } else if median_ticket < Yuan::whole(300).fen() {
+        if median_ticket >= Yuan::whole(10_000).fen() {
+            15.0
+        } else if median_ticket >= Yuan::whole(3_000).fen() {
+            10.0
+        } else if median_ticket >= Yuan::whole(1_000).fen() {
+            0.0
+        } else if median_ticket >= Yuan::whole(300).fen() {
+            -10.0
+        } else {
             -15.0
+        },
+    );
+    // One price paid by (nearly) everyone, or multiples of one odd unit price: fees and
+    // group purchases. Investors stake what they can afford.
+    s.add(
+        "fixed_price_payments",
+        if priced.is_some_and(|(_, fit)| fit >= 0.8 || median_ticket < Yuan::whole(10_000).fen()) {
+            -20.0
         } else {
             0.0
         },
     );
-    s.add("round_tickets", 30.0 * round_share);
+    // Investors stake what each can afford: many different sums over a wide range (or round
+    // tickets, counted above). Fees, gifts and rents repeat a few customary sums.
+    s.add(
+        "varied_stakes",
+        if priced.is_none()
+            && !invoices
+            && round_share < 1.0 / 3.0
+            && median_ticket >= Yuan::whole(3_000).fen()
+            && varied_sums(&amounts)
+        {
+            10.0
+        } else {
+            0.0
+        },
+    );
+    // A burst of modest payments within a few days is an event (wedding gifts, a class's
+    // fees); collection that goes on for a week or more is recruitment.
+    s.add(
+        "collection_span",
+        if arrival_span_ms <= Span::days(3).ms() && median_ticket < Yuan::whole(3_000).fen() {
+            -10.0
+        } else if arrival_span_ms >= Span::days(7).ms() {
+            5.0
+        } else {
+            0.0
+        },
+    );
+    // Paying out more than was collected is spending savings too (a purchase helped by
+    // gifts), not moving collected money on.
+    s.add(
+        "outflow_exceeds_collection",
+        if out_top as f64 > 1.05 * total_in as f64 {
+            -10.0
+        } else {
+            0.0
+        },
+    );
+    // Money raised from many people on the scale of a fund, not of a party or a term's fees.
+    s.add(
+        "large_collection",
+        if total_in >= Yuan::whole(300_000).fen() {
+            5.0
+        } else {
+            0.0
+        },
+    );
+    // Round sums mark subscriptions only when investors choose among them; one round price
+    // paid by everyone is a contribution or a fee (the price signal below).
+    s.add("round_tickets", if priced.is_some() { 0.0 } else { 30.0 * round_share });
     s.add("new_payers", 20.0 * new_payer_signal);
+    s.add(
+        "another_round_of_new_payers",
+        if earlier_round && new_share >= 0.7 { 10.0 } else { 0.0 },
+    );
     s.add("investment_memos", 30.0 * invest_share);
-    s.add("benign_memos", -30.0 * benign_share);
+    // Weighed less than the behaviour: schemes disguise principal as 货款 or 红包.
+    s.add("benign_memos", -20.0 * benign_share);
     s.add("retail_channel", -20.0 * retail_share);
     s.add("key_sector", if ctx.profile.key_sector { 10.0 } else { 0.0 });
     s.add("wage_outflow_memos", -10.0 * business_out_share);
@@ -304,9 +483,9 @@ pub fn evaluate(ctx: &Ctx<'_>, p: &ScatterParams) -> Option<Hit> {
         if accumulation >= 0.75 {
             10.0
         } else if accumulation < 0.5 {
-            -25.0
+            -40.0
         } else {
-            0.0
+            -20.0
         },
     );
     s.add("repeat_customers", if per_payer > 2.5 { -10.0 } else { 0.0 });
@@ -336,6 +515,14 @@ pub fn evaluate(ctx: &Ctx<'_>, p: &ScatterParams) -> Option<Hit> {
         ),
     );
     ev.insert("accumulation".into(), ratio(accumulation));
+    ev.insert(
+        "collection_days".into(),
+        Value::from((arrival_span_ms as f64 / 8_640_000.0).round() / 10.0),
+    );
+    if let Some((unit, fit)) = priced {
+        ev.insert("price_unit".into(), money(unit));
+        ev.insert("payments_at_price_share".into(), ratio(fit));
+    }
     ev.insert("prior_sweep_days".into(), Value::from(sweep_days.len()));
     ev.insert("score_breakdown".into(), s.breakdown());
     ev.insert(
@@ -376,4 +563,37 @@ pub fn evaluate(ctx: &Ctx<'_>, p: &ScatterParams) -> Option<Hit> {
         evidence: ev,
         episode: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixed_price;
+
+    #[test]
+    fn one_fee_or_one_unit_price_is_a_price() {
+        // A class fee of 3,580 paid by nearly every parent, two paying for twins.
+        let fees = [
+            358_000, 358_000, 358_000, 716_000, 358_000, 358_000, 358_000, 716_000, 358_000, 358_000,
+        ];
+        assert_eq!(fixed_price(&fees), Some((358_000, 0.8)));
+        // Group buying at 89.90 a box, 1–6 boxes each.
+        let boxes = [
+            8_990, 17_980, 26_970, 8_990, 53_940, 35_960, 8_990, 17_980, 44_950, 8_990,
+        ];
+        assert_eq!(fixed_price(&boxes), Some((8_990, 1.0)));
+    }
+
+    #[test]
+    fn stakes_and_round_tickets_are_not_a_price() {
+        // Investors staking what they can: lucky numbers and arbitrary sums.
+        let stakes = [
+            888_800, 1_345_700, 666_600, 2_710_300, 1_888_800, 500_000, 3_141_500, 1_000_000,
+        ];
+        assert_eq!(fixed_price(&stakes), None);
+        // Round tickets of 10,000 / 20,000 / 50,000: multiples of a round unit are not a price.
+        let round = [
+            1_000_000, 2_000_000, 5_000_000, 1_000_000, 2_000_000, 3_000_000, 5_000_000, 1_000_000,
+        ];
+        assert_eq!(fixed_price(&round), None);
+    }
 }
