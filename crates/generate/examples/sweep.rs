@@ -25,6 +25,7 @@ fn main() {
                 disorder_secs: [0, 1, 240, 3600][(seed as usize) % 4],
                 disorder_rate: [0.0, 0.02, 0.5, 1.0][i % 4],
                 malformed_rate: [0.0, 0.0005, 0.1, 1.0][(seed as usize + 1) % 4],
+                ..Default::default()
             };
             match generate(&o, std::io::sink(), std::io::sink()) {
                 Ok(s) => {

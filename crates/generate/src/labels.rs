@@ -47,6 +47,13 @@ pub struct AccountLabel {
     pub rules: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// Scheme id (e.g. `S000123`), the same on every labelled account of one scheme (evasive
+    /// profile; absent in the standard profile's labels).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheme: Option<String>,
+    /// The account's part in its scheme: `collector`, `payout` or `receiver`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]

@@ -17,6 +17,8 @@
 #![allow(clippy::inconsistent_digit_grouping)]
 
 mod background;
+mod evasive;
+mod evasive_lookalikes;
 pub mod labels;
 mod lookalikes;
 mod lv;
@@ -58,6 +60,55 @@ pub struct GenerateOptions {
     /// Extra malformed lines per valid record.
     #[arg(long, default_value_t = 0.0005)]
     pub malformed_rate: f64,
+    /// Optional fields to leave out of every record written, comma-separated: `memo`,
+    /// `industry`, `channel`, `account_type` (e.g. `--strip memo,industry`). Consumers then see
+    /// the spec's defaults (channel `transfer`, account_type `personal`, no memo, no industry),
+    /// as from a feed that does not carry them. Labels are unchanged; nothing else moves (the
+    /// same events, times and amounts as without `--strip`).
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "FIELDS")]
+    pub strip: Vec<StripField>,
+    /// Which cases are planted. `standard`: the typologies with the signals investigators
+    /// look for first (investment and interest memos, round tickets, key-sector industries,
+    /// one account collecting and paying). `evasive`: schemes that hide those signals — blank
+    /// or disguised memos (借款, 往来款, 红包, a name), lucky-number and ragged tickets, no or
+    /// ordinary industry, payout batches spread over hours with ±2 days of jitter, and above all
+    /// interest paid from a separate account funded shortly before each batch — among benign
+    /// look-alikes a bank really sees (family-event gifts, class fees, group buying, sublet
+    /// rent, membership fees, rotating savings clubs, part-time and small-firm pay by plain
+    /// transfer, property fees). Evasive labels name each scheme (`scheme`) and the account's
+    /// part in it (`role`: collector, payout, receiver).
+    #[arg(long, value_enum, default_value_t = Profile::Standard)]
+    pub profile: Profile,
+}
+
+/// The planted cases a stream gets (`--profile`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Profile {
+    #[default]
+    Standard,
+    Evasive,
+}
+
+/// An optional record field that `--strip` can leave out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StripField {
+    Memo,
+    Industry,
+    Channel,
+    AccountType,
+}
+
+impl StripField {
+    fn bit(self) -> u8 {
+        match self {
+            StripField::Memo => output::STRIP_MEMO,
+            StripField::Industry => output::STRIP_INDUSTRY,
+            StripField::Channel => output::STRIP_CHANNEL,
+            StripField::AccountType => output::STRIP_ACCOUNT_TYPE,
+        }
+    }
 }
 
 impl GenerateOptions {
@@ -84,6 +135,8 @@ impl Default for GenerateOptions {
             disorder_secs: 240,
             disorder_rate: 0.02,
             malformed_rate: 0.0005,
+            strip: Vec::new(),
+            profile: Profile::Standard,
         }
     }
 }
@@ -128,6 +181,7 @@ pub const MIN_RECORDS: u64 = 10_000;
 pub const MAX_RECORDS: u64 = 50_000_000;
 
 struct Checked {
+    profile: Profile,
     records: u64,
     seed: u64,
     base_epoch_day: i64,
@@ -169,6 +223,7 @@ fn check(opts: &GenerateOptions) -> Result<Checked, GenerateError> {
         return Err(bad("disorder-secs", format!("{} exceeds one day", opts.disorder_secs)));
     }
     Ok(Checked {
+        profile: opts.profile,
         records: opts.records,
         seed: opts.seed,
         base_epoch_day: base,
@@ -290,6 +345,179 @@ const KINDS: &[Kind] = &[
     },
 ];
 
+/// The evasive profile: schemes that hide the easy signals, the standard pass-through and
+/// structuring cases, the standard look-alikes and the evasive ones.
+const EVASIVE_KINDS: &[Kind] = &[
+    Kind {
+        tag: 301,
+        per_million: 80.0,
+        min: 4,
+        mean_events: 420.0,
+        gen: evasive::split_scheme,
+    },
+    Kind {
+        tag: 302,
+        per_million: 40.0,
+        min: 2,
+        mean_events: 380.0,
+        gen: evasive::collect_and_pay,
+    },
+    Kind {
+        tag: 303,
+        per_million: 40.0,
+        min: 2,
+        mean_events: 300.0,
+        gen: evasive::periodic_payout,
+    },
+    Kind {
+        tag: 304,
+        per_million: 60.0,
+        min: 3,
+        mean_events: 120.0,
+        gen: evasive::scatter_in,
+    },
+    Kind {
+        tag: 104,
+        per_million: 90.0,
+        min: 3,
+        mean_events: 50.0,
+        gen: schemes::rapid_pass_through,
+    },
+    Kind {
+        tag: 105,
+        per_million: 90.0,
+        min: 3,
+        mean_events: 20.0,
+        gen: schemes::structuring,
+    },
+    Kind {
+        tag: 201,
+        per_million: 30.0,
+        min: 2,
+        mean_events: 3_000.0,
+        gen: lookalikes::qr_merchant,
+    },
+    Kind {
+        tag: 202,
+        per_million: 50.0,
+        min: 2,
+        mean_events: 350.0,
+        gen: lookalikes::wholesaler,
+    },
+    Kind {
+        tag: 203,
+        per_million: 30.0,
+        min: 2,
+        mean_events: 450.0,
+        gen: lookalikes::payroll,
+    },
+    Kind {
+        tag: 204,
+        per_million: 8.0,
+        min: 1,
+        mean_events: 3_000.0,
+        gen: lookalikes::gig_platform,
+    },
+    Kind {
+        tag: 205,
+        per_million: 30.0,
+        min: 2,
+        mean_events: 350.0,
+        gen: lookalikes::crowdfunding,
+    },
+    Kind {
+        tag: 206,
+        per_million: 100.0,
+        min: 3,
+        mean_events: 60.0,
+        gen: lookalikes::salary_same_day,
+    },
+    Kind {
+        tag: 207,
+        per_million: 8.0,
+        min: 1,
+        mean_events: 300.0,
+        gen: lookalikes::school_tuition,
+    },
+    Kind {
+        tag: 208,
+        per_million: 8.0,
+        min: 1,
+        mean_events: 400.0,
+        gen: lookalikes::care_home,
+    },
+    Kind {
+        tag: 209,
+        per_million: 8.0,
+        min: 1,
+        mean_events: 400.0,
+        gen: lookalikes::coop_purchase,
+    },
+    Kind {
+        tag: 401,
+        per_million: 60.0,
+        min: 3,
+        mean_events: 130.0,
+        gen: evasive_lookalikes::family_event,
+    },
+    Kind {
+        tag: 402,
+        per_million: 30.0,
+        min: 3,
+        mean_events: 120.0,
+        gen: evasive_lookalikes::class_fees,
+    },
+    Kind {
+        tag: 403,
+        per_million: 25.0,
+        min: 3,
+        mean_events: 300.0,
+        gen: evasive_lookalikes::group_buying,
+    },
+    Kind {
+        tag: 404,
+        per_million: 30.0,
+        min: 3,
+        mean_events: 150.0,
+        gen: evasive_lookalikes::rent_collection,
+    },
+    Kind {
+        tag: 405,
+        per_million: 20.0,
+        min: 3,
+        mean_events: 120.0,
+        gen: evasive_lookalikes::membership_fees,
+    },
+    Kind {
+        tag: 406,
+        per_million: 25.0,
+        min: 3,
+        mean_events: 120.0,
+        gen: evasive_lookalikes::rotating_savings,
+    },
+    Kind {
+        tag: 407,
+        per_million: 30.0,
+        min: 3,
+        mean_events: 250.0,
+        gen: evasive_lookalikes::parttime_pay,
+    },
+    Kind {
+        tag: 408,
+        per_million: 30.0,
+        min: 3,
+        mean_events: 120.0,
+        gen: evasive_lookalikes::fixed_salary,
+    },
+    Kind {
+        tag: 409,
+        per_million: 15.0,
+        min: 3,
+        mean_events: 250.0,
+        gen: evasive_lookalikes::property_fees,
+    },
+];
+
 const TAG_WORLD: u64 = 1;
 const TAG_POOLS: u64 = 2;
 const TAG_BOUNDARY: u64 = 3;
@@ -318,7 +546,11 @@ fn build(c: &Checked) -> World {
     let n_c = ((0.17 * n) / (per_day_c * c.days as f64)).max(5.0) as usize;
     background::create_background(&mut w, &mut rng, n_p, n_c);
 
-    for k in KINDS {
+    let kinds = match c.profile {
+        Profile::Standard => KINDS,
+        Profile::Evasive => EVASIVE_KINDS,
+    };
+    for k in kinds {
         let want = k.per_million * n / 1e6;
         let count = (want.round() as u64).max(k.min);
         let fit = (want / count as f64).min(1.0);
@@ -396,6 +628,7 @@ pub fn generate<W: Write, L: Write>(
         disorder_secs: opts.disorder_secs,
         disorder_rate: opts.disorder_rate,
         malformed_rate: opts.malformed_rate,
+        strip: opts.strip.iter().fold(0, |b, f| b | f.bit()),
     };
     let stats = output::write_stream(&mut w, &cfg, out)?;
 
@@ -464,6 +697,8 @@ fn make_labels(w: &World, hits: &[lv::Hit], seen: &[bool]) -> Labels {
             } else {
                 Some(p.detail.clone())
             },
+            scheme: (p.scheme != 0).then(|| format!("S{:06}", p.scheme)),
+            role: (!p.role.is_empty()).then(|| p.role.to_string()),
         });
     }
     let mut lvs: Vec<LargeValueLabel> = hits

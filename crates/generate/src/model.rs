@@ -266,7 +266,13 @@ pub(crate) struct Acct {
     pub class: u8,
     pub industry: u8,
     pub region: u8,
+    /// `A_*` bits (0 for every account of the standard profile).
+    pub flags: u8,
 }
+
+/// The account's records never carry `account_type` or `industry` (a feed or branch system
+/// that does not fill them in).
+pub(crate) const A_NO_META: u8 = 1;
 
 // ---------------------------------------------------------------------------------------------
 // Memos
@@ -333,6 +339,10 @@ pub(crate) struct Planted {
     pub typology: &'static str,
     pub rules: u8,
     pub detail: String,
+    /// Scheme id (0: none) shared by all labelled accounts of one scheme.
+    pub scheme: u32,
+    /// `collector`, `payout`, `receiver`; empty: none.
+    pub role: &'static str,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -362,6 +372,8 @@ pub(crate) struct World {
     pub social_insurance: u32,
     pub utility: u32,
     pub clearing: Vec<u32>,
+    /// Last scheme id handed out by [`World::new_scheme`].
+    pub schemes: u32,
     name_salt: u64,
     jit: Rng,
 }
@@ -389,6 +401,7 @@ impl World {
             social_insurance: 0,
             utility: 0,
             clearing: Vec::new(),
+            schemes: 0,
             name_salt: crate::util::mix64(seed ^ 0x5EED_0FAC_C0DE),
             jit,
         };
@@ -411,6 +424,7 @@ impl World {
             class,
             industry,
             region,
+            flags: 0,
         });
         i
     }
@@ -499,6 +513,35 @@ impl World {
             typology,
             rules,
             detail,
+            scheme: 0,
+            role: "",
+        });
+    }
+
+    /// A new scheme id for [`World::label_scheme`].
+    pub fn new_scheme(&mut self) -> u32 {
+        self.schemes += 1;
+        self.schemes
+    }
+
+    /// Label an account that belongs to scheme `scheme` in role `role`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn label_scheme(
+        &mut self,
+        account: u32,
+        typology: &'static str,
+        rules: u8,
+        detail: String,
+        scheme: u32,
+        role: &'static str,
+    ) {
+        self.planted.push(Planted {
+            account,
+            typology,
+            rules,
+            detail,
+            scheme,
+            role,
         });
     }
 

@@ -18,7 +18,14 @@ pub(crate) struct OutCfg {
     pub disorder_secs: u32,
     pub disorder_rate: f64,
     pub malformed_rate: f64,
+    /// `STRIP_*` bits: optional fields left out of every line.
+    pub strip: u8,
 }
+
+pub(crate) const STRIP_MEMO: u8 = 1;
+pub(crate) const STRIP_INDUSTRY: u8 = 2;
+pub(crate) const STRIP_CHANNEL: u8 = 4;
+pub(crate) const STRIP_ACCOUNT_TYPE: u8 = 8;
 
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct OutStats {
@@ -60,14 +67,14 @@ pub(crate) fn write_stream<W: Write>(w: &mut World, cfg: &OutCfg, out: W) -> io:
     let mut emit = |idx: usize, seq: &mut u64, out: &mut io::BufWriter<W>, stats: &mut OutStats| -> io::Result<()> {
         let e = &evs[idx];
         buf.clear();
-        format_record(&mut buf, world, cfg.seed, e, *seq, Broken::None);
+        format_record(&mut buf, world, cfg, e, *seq, Broken::None);
         buf.push(b'\n');
         out.write_all(&buf)?;
         *seq += 1;
         stats.records += 1;
         if cfg.malformed_rate > 0.0 && mrng.gen::<f64>() < cfg.malformed_rate {
             buf.clear();
-            malformed(&mut buf, world, cfg.seed, e, *seq, &mut mrng);
+            malformed(&mut buf, world, cfg, e, *seq, &mut mrng);
             buf.push(b'\n');
             out.write_all(&buf)?;
             *seq += 1;
@@ -267,8 +274,8 @@ fn key(buf: &mut Vec<u8>, first: &mut bool, k: &str) {
     buf.extend_from_slice(b"\":");
 }
 
-fn format_record(buf: &mut Vec<u8>, w: &World, seed: u64, e: &Ev, seq: u64, broken: Broken<'_>) {
-    let h = mix64(seed ^ seq.wrapping_mul(0x2545_F491_4F6C_DD1D));
+fn format_record(buf: &mut Vec<u8>, w: &World, cfg: &OutCfg, e: &Ev, seq: u64, broken: Broken<'_>) {
+    let h = mix64(cfg.seed ^ seq.wrapping_mul(0x2545_F491_4F6C_DD1D));
     let acct = &w.accts[e.account as usize];
     let info = &CLASSES[acct.class as usize];
     let order: &[F; 13] = if (h >> 40) & 15 == 0 { &ORDER_B } else { &ORDER_A };
@@ -374,6 +381,9 @@ fn format_record(buf: &mut Vec<u8>, w: &World, seed: u64, e: &Ev, seq: u64, brok
             }
             F::Channel => {
                 let ch = Channel::from_u8(e.channel);
+                if cfg.strip & STRIP_CHANNEL != 0 {
+                    continue;
+                }
                 if ch == Channel::Transfer && (h >> 13) & 3 == 0 {
                     continue;
                 }
@@ -383,7 +393,7 @@ fn format_record(buf: &mut Vec<u8>, w: &World, seed: u64, e: &Ev, seq: u64, brok
                 buf.push(b'"');
             }
             F::Memo => {
-                if e.memo == 0 && (h >> 15) & 1 == 0 {
+                if cfg.strip & STRIP_MEMO != 0 || (e.memo == 0 && (h >> 15) & 1 == 0) {
                     continue;
                 }
                 key(buf, &mut first, "memo");
@@ -392,7 +402,10 @@ fn format_record(buf: &mut Vec<u8>, w: &World, seed: u64, e: &Ev, seq: u64, brok
                 buf.push(b'"');
             }
             F::AccountType => {
-                if !info.corporate && (h >> 16) & 7 >= 6 {
+                if cfg.strip & STRIP_ACCOUNT_TYPE != 0
+                    || acct.flags & A_NO_META != 0
+                    || (!info.corporate && (h >> 16) & 7 >= 6)
+                {
                     continue;
                 }
                 key(buf, &mut first, "account_type");
@@ -403,7 +416,11 @@ fn format_record(buf: &mut Vec<u8>, w: &World, seed: u64, e: &Ev, seq: u64, brok
                 });
             }
             F::Industry => {
-                if !info.corporate || acct.industry == IND_NONE {
+                if cfg.strip & STRIP_INDUSTRY != 0
+                    || acct.flags & A_NO_META != 0
+                    || !info.corporate
+                    || acct.industry == IND_NONE
+                {
                     continue;
                 }
                 key(buf, &mut first, "industry");
@@ -467,7 +484,7 @@ const BAD_TS: [&str; 8] = [
     "\"2026-03-02T09:15:02\"",
 ];
 
-fn malformed(buf: &mut Vec<u8>, w: &World, seed: u64, e: &Ev, seq: u64, rng: &mut Rng) {
+fn malformed(buf: &mut Vec<u8>, w: &World, cfg: &OutCfg, e: &Ev, seq: u64, rng: &mut Rng) {
     let fill = |tpl: &str, e: &Ev| -> String {
         let mut b = Vec::new();
         push_amount(&mut b, e.amount, true);
@@ -476,7 +493,7 @@ fn malformed(buf: &mut Vec<u8>, w: &World, seed: u64, e: &Ev, seq: u64, rng: &mu
     match rng.gen_range(0..9) {
         0 => buf.extend_from_slice(pick(rng, &NOT_JSON).as_bytes()),
         1 => {
-            format_record(buf, w, seed, e, seq, Broken::None);
+            format_record(buf, w, cfg, e, seq, Broken::None);
             // Cut strictly inside the object (never after the closing brace), on a char
             // boundary so the line stays UTF-8.
             let len = buf.len();
@@ -486,19 +503,19 @@ fn malformed(buf: &mut Vec<u8>, w: &World, seed: u64, e: &Ev, seq: u64, rng: &mu
             }
             buf.truncate(cut);
         }
-        2 => format_record(buf, w, seed, e, seq, Broken::Omit(rng.gen_range(0..REQUIRED.len()))),
+        2 => format_record(buf, w, cfg, e, seq, Broken::Omit(rng.gen_range(0..REQUIRED.len()))),
         3 => {
             let s = fill(pick(rng, &BAD_NEG), e);
-            format_record(buf, w, seed, e, seq, Broken::Amount(&s))
+            format_record(buf, w, cfg, e, seq, Broken::Amount(&s))
         }
-        4 => format_record(buf, w, seed, e, seq, Broken::Amount(pick(rng, &BAD_ZERO))),
+        4 => format_record(buf, w, cfg, e, seq, Broken::Amount(pick(rng, &BAD_ZERO))),
         5 => {
             let s = fill(pick(rng, &BAD_DEC), e);
-            format_record(buf, w, seed, e, seq, Broken::Amount(&s))
+            format_record(buf, w, cfg, e, seq, Broken::Amount(&s))
         }
-        6 => format_record(buf, w, seed, e, seq, Broken::Amount(pick(rng, &BAD_TEXT))),
-        7 => format_record(buf, w, seed, e, seq, Broken::Direction(pick(rng, &BAD_DIR))),
-        _ => format_record(buf, w, seed, e, seq, Broken::Ts(pick(rng, &BAD_TS))),
+        6 => format_record(buf, w, cfg, e, seq, Broken::Amount(pick(rng, &BAD_TEXT))),
+        7 => format_record(buf, w, cfg, e, seq, Broken::Direction(pick(rng, &BAD_DIR))),
+        _ => format_record(buf, w, cfg, e, seq, Broken::Ts(pick(rng, &BAD_TS))),
     }
 }
 

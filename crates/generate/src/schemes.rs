@@ -24,7 +24,24 @@ pub(crate) enum Tickets {
         lo: u64,
         hi: u64,
     },
+    /// Evasive profile: no round tickets. `lucky_pct` % lucky numbers, the rest log-normal
+    /// (median, sigma in %) clamped to [lo, hi] yuan, `cents_pct` % with cents, `ten_pct` %
+    /// rounded to 10 yuan, the others to 1 yuan.
+    Ragged {
+        lucky_pct: u8,
+        median: u32,
+        sigma_pct: u16,
+        lo: u32,
+        hi: u32,
+        cents_pct: u8,
+        ten_pct: u8,
+    },
 }
+
+/// Lucky-number tickets (yuan).
+pub(crate) const LUCKY_YUAN: &[u64] = &[
+    6_666, 6_888, 8_888, 9_999, 16_800, 16_888, 18_888, 26_888, 28_888, 36_888, 58_888, 66_666, 68_888,
+];
 
 const MENU_SMALL: &[(u64, u32)] = &[(1_000, 2), (2_000, 3), (3_000, 2), (5_000, 5), (10_000, 4)];
 const MENU_STD: &[(u64, u32)] = &[
@@ -139,6 +156,29 @@ impl TicketStyle {
         let yuan = match self.kind {
             Tickets::Menu(m) => pick_w(rng, m),
             Tickets::Mult { unit, lo, hi } => unit * log_uniform_int(rng, lo, hi),
+            Tickets::Ragged {
+                lucky_pct,
+                median,
+                sigma_pct,
+                lo,
+                hi,
+                cents_pct,
+                ten_pct,
+            } => {
+                if rng.gen_range(0..100u8) < lucky_pct {
+                    pick(rng, LUCKY_YUAN)
+                } else {
+                    let y = lognormal(rng, median as f64, sigma_pct as f64 / 100.0).clamp(lo as f64, hi as f64);
+                    let r = rng.gen_range(0..100u8);
+                    return if r < cents_pct {
+                        fen(y)
+                    } else if r < cents_pct.saturating_add(ten_pct) {
+                        round_to(fen(y), 10_00)
+                    } else {
+                        round_to(fen(y), 100)
+                    };
+                }
+            }
         };
         yuan * 100
     }
@@ -214,11 +254,11 @@ fn invest_words(industry: u8) -> &'static [&'static str] {
     }
 }
 
-const SURNAMES: [&str; 20] = [
+pub(crate) const SURNAMES: [&str; 20] = [
     "王", "李", "张", "刘", "陈", "杨", "黄", "赵", "吴", "周", "徐", "孙", "马", "朱", "胡", "郭", "何", "林", "罗",
     "高",
 ];
-const GIVEN: [&str; 20] = [
+pub(crate) const GIVEN: [&str; 20] = [
     "伟", "芳", "娜", "秀英", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "娟", "涛", "明", "超",
     "秀兰", "霞",
 ];
@@ -397,6 +437,13 @@ pub(crate) fn collect(w: &mut World, rng: &mut Rng, acct: u32, wave: &Wave<'_>) 
 
 /// Move `share` of `total` out in 1–3 transfers to the scheme's 1–2 destinations, starting
 /// `delay` after `after`. Returns the time of the last transfer.
+/// Memos of the standard profile's sweeps.
+pub(crate) const SWEEP_MEMOS: &[&str] = &["", "", "转账", "往来款", "投资款", "借款", "项目投资", "货款"];
+
+/// Move `share` of `total` out in 1–3 transfers to the scheme's 1–2 destinations, starting
+/// `delay` after `after`, with one memo drawn from `memo_words`. Returns the time of the last
+/// transfer.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn sweep(
     w: &mut World,
     rng: &mut Rng,
@@ -405,6 +452,7 @@ pub(crate) fn sweep(
     total: u64,
     share: f64,
     dests: &[u32],
+    memo_words: &[&'static str],
 ) -> (u32, u64) {
     let n = pick_w(rng, &[(1usize, 4), (2, 3), (3, 2)]);
     let moved = (total as f64 * share) as u64;
@@ -416,9 +464,7 @@ pub(crate) fn sweep(
         1
     };
     let parts = split_amount(rng, moved.max(1), n, unit);
-    let memos = w
-        .memos
-        .ids(&["", "", "转账", "往来款", "投资款", "借款", "项目投资", "货款"]);
+    let memos = w.memos.ids(memo_words);
     let memo_style = pick(rng, &memos);
     // Hours to a couple of days after the last inflow, but never past the end of the stream
     // (a sweep cut off by the window would leave a half-planted case).
@@ -724,7 +770,7 @@ pub(crate) fn scatter_in(w: &mut World, rng: &mut Rng, budget: f64) {
         let last = pays.last().map_or(t, |p| p.t);
         all.extend(pays.iter().map(|p| p.payer));
         let share = unif(rng, out_share_lo, 1.0);
-        let (end, _) = sweep(w, rng, acct, last, total, share, &dests);
+        let (end, _) = sweep(w, rng, acct, last, total, share, &dests, SWEEP_MEMOS);
         t = (end / DAY + 1) * DAY + gaps[c];
     }
     let noisy = chance(rng, 0.4);
@@ -830,7 +876,7 @@ pub(crate) fn ponzi(w: &mut World, rng: &mut Rng, budget: f64) {
         }
         // Principal leaves for the controllers; what stays funds the interest.
         let share = unif(rng, 0.6, 0.92);
-        sweep(w, rng, acct, last, total, share, &dests);
+        sweep(w, rng, acct, last, total, share, &dests, SWEEP_MEMOS);
         if k == 0 {
             first_batch_day = last / DAY + period.days() + rng.gen_range(0..3);
         }
