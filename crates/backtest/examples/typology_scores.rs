@@ -15,6 +15,9 @@ use fundwatch_engine::{Clock, Engine};
 use fundwatch_generate::labels::Labels;
 use fundwatch_rules::{Config, RuleId};
 
+/// One labelled account's best hit: (score, alerted, account, score parts or evidence).
+type Scored<'a> = (f64, bool, &'a str, &'a str);
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let (Some(stream), Some(labels)) = (args.get(1), args.get(2)) else {
@@ -34,6 +37,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     stream.for_each(|tx| engine.process(tx, &mut alerts));
     engine.flush(&mut alerts);
     let near = engine.take_near_misses();
+    println!(
+        "{} records, {} alerts, {} near misses",
+        stream.len(),
+        alerts.len(),
+        near.len()
+    );
     println!(
         "{}",
         labels.evaluate(alerts.iter().map(|a| (a.rule.as_str(), a.account.as_str())))
@@ -67,7 +76,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             continue;
         }
         println!("== {rule}");
-        let mut groups: BTreeMap<(bool, &str), Vec<(f64, bool, &str, &str)>> = BTreeMap::new();
+        let mut groups: BTreeMap<(bool, &str), Vec<Scored<'_>>> = BTreeMap::new();
         for l in &labels.accounts {
             let pos = l.rules.iter().any(|r| r == rule);
             let got = best.get(&(rule, l.account.as_str()));

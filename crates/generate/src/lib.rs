@@ -97,6 +97,7 @@ pub enum StripField {
     Memo,
     Industry,
     Channel,
+    #[value(name = "account_type")]
     AccountType,
 }
 

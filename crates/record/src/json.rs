@@ -277,8 +277,19 @@ mod tests {
         .unwrap();
         assert_eq!(t.amount, 4_990);
         assert_eq!(t.memo, "利息");
-        assert_eq!(t.channel, Channel::Transfer);
+        // No channel and no counterparty: the spec's empty counterparty is cash.
+        assert_eq!(t.channel, Channel::Cash);
         assert_eq!(t.account_type, crate::AccountType::Personal);
+        let transfer = decode_json(
+            br#"{"tx_id":"a","ts":"2026-03-02T01:15:02Z","account":"A","counterparty":"B","direction":"out","amount":1}"#,
+        )
+        .unwrap();
+        assert_eq!(transfer.channel, Channel::Transfer);
+        let stated = decode_json(
+            br#"{"tx_id":"a","ts":"2026-03-02T01:15:02Z","account":"A","counterparty":"","direction":"out","amount":1,"channel":"atm"}"#,
+        )
+        .unwrap();
+        assert_eq!(stated.channel, Channel::Atm, "a stated channel wins");
         assert!(t.is_cny);
         let usd = decode_json(
             br#"{"tx_id":"a","ts":"2026-03-02T01:15:02Z","account":"A","counterparty":"","direction":"out","amount":1,"currency":"USD"}"#,

@@ -222,14 +222,21 @@ fn funded_before_payouts(rows: &[Row], events: &[Batch], cash: Option<AccountId>
     const LEAD_MS: i64 = 2 * 86_400_000;
     let recent = &events[events.len().saturating_sub(6)..];
     let total = |e: &Batch| e.rows.iter().map(|r| r.amount).sum::<Fen>();
+    // The newest event may still be under way (the rule runs as a batch grows), so it is
+    // measured against the largest earlier event as well as against itself.
+    let earlier_max = recent[..recent.len().saturating_sub(1)]
+        .iter()
+        .map(total)
+        .max()
+        .unwrap_or(0);
     let mut funded = 0usize;
-    for e in recent {
+    for (i, e) in recent.iter().enumerate() {
         let end = e.rows.iter().map(|r| r.ts_ms).max().unwrap_or(e.start);
+        // Rows are in event-time order: only the lead-up to this event is read.
+        let from = rows.partition_point(|r| r.ts_ms < e.start - LEAD_MS);
+        let to = rows.partition_point(|r| r.ts_ms <= end);
         let mut by_source: FxHashMap<AccountId, Fen> = FxHashMap::default();
-        for r in rows
-            .iter()
-            .filter(|r| r.flags.is_in() && r.ts_ms >= e.start - LEAD_MS && r.ts_ms <= end)
-        {
+        for r in rows[from..to.max(from)].iter().filter(|r| r.flags.is_in()) {
             *by_source.entry(r.counterparty).or_default() += r.amount;
         }
         let mut amounts: Vec<Fen> = by_source.values().copied().collect();
@@ -237,7 +244,8 @@ fn funded_before_payouts(rows: &[Row], events: &[Batch], cash: Option<AccountId>
         let top: Fen = amounts.iter().take(3).sum();
         let all: Fen = amounts.iter().sum();
         let b = total(e);
-        if top * 10 >= all * 8 && top * 10 >= b * 8 && top <= b * 2 {
+        let cap = if i + 1 == recent.len() { b.max(earlier_max) } else { b };
+        if top * 10 >= all * 8 && top * 10 >= b * 8 && top <= cap * 2 {
             funded += 1;
         }
     }

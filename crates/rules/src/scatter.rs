@@ -368,7 +368,8 @@ pub fn evaluate(ctx: &Ctx<'_>, p: &ScatterParams) -> Option<Hit> {
         }
     }
     // Collected, then moved: the running balance must actually build up. Pass-through
-    // accounts (each inflow leaves within hours) have many payers too, but never accumulate.
+    // accounts (each inflow leaves within hours) have many payers too, but never accumulate;
+    // a peak of under 60% of the collection means most of it left as it came.
     let (mut bal, mut peak) = (0 as Fen, 0 as Fen);
     for r in rows.iter().filter(|r| r.ts_ms >= collect_start) {
         bal += if r.flags.is_in() { r.amount } else { -r.amount };
@@ -469,7 +470,11 @@ pub fn evaluate(ctx: &Ctx<'_>, p: &ScatterParams) -> Option<Hit> {
     s.add("new_payers", 20.0 * new_payer_signal);
     s.add(
         "another_round_of_new_payers",
-        if earlier_round && new_share >= 0.7 { 10.0 } else { 0.0 },
+        if earlier_round && new_share >= 0.7 && !invoices {
+            10.0
+        } else {
+            0.0
+        },
     );
     s.add("investment_memos", 30.0 * invest_share);
     // Weighed less than the behaviour: schemes disguise principal as 货款 or 红包.
@@ -482,10 +487,10 @@ pub fn evaluate(ctx: &Ctx<'_>, p: &ScatterParams) -> Option<Hit> {
         "accumulation",
         if accumulation >= 0.75 {
             10.0
-        } else if accumulation < 0.5 {
+        } else if accumulation < 0.6 {
             -40.0
         } else {
-            -20.0
+            -10.0
         },
     );
     s.add("repeat_customers", if per_payer > 2.5 { -10.0 } else { 0.0 });

@@ -100,3 +100,33 @@ pub fn rules_for<'a>(alerts: &'a [Alert], account: &str) -> Vec<&'a str> {
 pub fn count(alerts: &[Alert], rule: &str) -> usize {
     alerts.iter().filter(|a| a.rule == rule).count()
 }
+
+/// Alerts and the hits that scored below the line (near misses), for tests that look at the
+/// score parts of both.
+pub fn run_with_near_misses(txs: &[Transaction<'static>]) -> (Vec<Alert>, Vec<Alert>) {
+    let mut e = Engine::new(Arc::new(Config::default()));
+    e.set_clock(Clock::Fixed(0));
+    e.keep_near_misses(true);
+    let mut out = Vec::new();
+    for t in txs {
+        e.process(t, &mut out);
+    }
+    e.flush(&mut out);
+    let near = e.take_near_misses();
+    (out, near)
+}
+
+/// The score part `signal` of the best-scoring hit of `rule` on `account` (alert or near miss).
+pub fn score_part(alerts: &[Alert], near: &[Alert], account: &str, rule: &str, signal: &str) -> Option<f64> {
+    alerts
+        .iter()
+        .chain(near)
+        .filter(|a| a.account == account && a.rule == rule)
+        .max_by(|a, b| a.score.total_cmp(&b.score))
+        .map(|a| {
+            a.evidence["score_breakdown"]
+                .get(signal)
+                .and_then(|v| v.as_f64())
+                .unwrap_or(0.0)
+        })
+}
