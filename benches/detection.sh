@@ -47,7 +47,7 @@ for profile in $PROFILES; do
     row="| $profile | $strip |"
     for rule in scatter_in_concentrated_out periodic_batch_small_out rapid_pass_through structuring large_value; do
       cell=$(for seed in $SEEDS; do
-        awk -v r="$rule" -v s="$seed" '$1 == r && NF == 9 { print $9, s }' "$work/$profile-$strip-$seed.txt"
+        awk -v r="$rule" -v s="$seed" '$1 == r && NF == 9 && $2 ~ /^[0-9]+$/ { print $9, s }' "$work/$profile-$strip-$seed.txt"
       done | awk '{ n++; sum += $1; if (n == 1 || $1 < w) { w = $1; ws = $2 } }
                  END { if (n) printf "%.3f / %.3f (%s)", w, sum / n, ws }')
       row="$row $cell |"
