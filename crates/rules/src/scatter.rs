@@ -17,7 +17,7 @@ use serde_json::{Map, Value};
 use crate::config::{Checker, Validate};
 use crate::memo::MemoTags;
 use crate::units::{Span, Yuan};
-use crate::{median_i64, money, ratio, sample_tx_ids, share, Ctx, Hit, RuleId, Score};
+use crate::{money, ratio, sample_tx_ids, share, Ctx, Hit, RuleId, Score};
 
 /// `[rules.scatter_in_concentrated_out]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -144,32 +144,20 @@ impl CollectionTracker {
     }
 }
 
-/// A price behind the payments: one amount that at least 60% of them are, or a unit that is
-/// not a round sum (not a multiple of 100 yuan, under 2,000 yuan) of which at least 80% are
-/// small multiples (group purchases of 1–10 items). Returns (unit, share that fits).
-fn fixed_price(amounts: &[Fen]) -> Option<(Fen, f64)> {
-    if amounts.len() < 4 {
+/// A price behind the payments (`sorted` ascending): one amount that at least 60% of them
+/// are, or a unit that is not a round sum (not a multiple of 100 yuan, under 2,000 yuan) of
+/// which at least 80% are small multiples (group purchases of 1–10 items). Returns (unit,
+/// share that fits).
+fn fixed_price(sorted: &[Fen]) -> Option<(Fen, f64)> {
+    if sorted.len() < 4 {
         return None;
     }
-    let mut sorted = amounts.to_vec();
-    sorted.sort_unstable();
-    // Modal amount.
-    let (mut best, mut best_n, mut run) = (sorted[0], 0usize, 0usize);
-    for i in 0..sorted.len() {
-        run = if i > 0 && sorted[i] == sorted[i - 1] {
-            run + 1
-        } else {
-            1
-        };
-        if run > best_n {
-            (best, best_n) = (sorted[i], run);
-        }
+    let modal = sorted.chunk_by(|a, b| a == b).max_by_key(|run| run.len())?;
+    let modal_share = share(modal.len(), sorted.len());
+    if modal_share >= 0.6 {
+        return Some((modal[0], modal_share));
     }
-    let modal = share(best_n, amounts.len());
-    if modal >= 0.6 {
-        return Some((best, modal));
-    }
-    let mut smallest = sorted.clone();
+    let mut smallest = sorted.to_vec();
     smallest.dedup();
     smallest.truncate(4);
     let mut found: Option<(Fen, f64)> = None;
@@ -182,8 +170,8 @@ fn fixed_price(amounts: &[Fen]) -> Option<(Fen, f64)> {
             if u < 1_000 || u >= Yuan::whole(2_000).fen() || u % Yuan::whole(100).fen() == 0 {
                 continue;
             }
-            let fits = amounts.iter().filter(|&&x| x % u == 0 && x / u <= 10).count();
-            let fit = share(fits, amounts.len());
+            let fits = sorted.iter().filter(|&&x| x % u == 0 && x / u <= 10).count();
+            let fit = share(fits, sorted.len());
             if fit >= 0.8 && found.is_none_or(|(_, f)| fit > f) {
                 found = Some((u, fit));
             }
@@ -192,17 +180,15 @@ fn fixed_price(amounts: &[Fen]) -> Option<(Fen, f64)> {
     found
 }
 
-/// At least 70% of the payments are distinct sums and the 90th percentile is at least three
-/// times the 10th.
-fn varied_sums(amounts: &[Fen]) -> bool {
-    if amounts.len() < 4 {
+/// At least 70% of the payments (`sorted` ascending) are distinct sums and the 90th
+/// percentile is at least three times the 10th.
+fn varied_sums(sorted: &[Fen]) -> bool {
+    if sorted.len() < 4 {
         return false;
     }
-    let mut sorted = amounts.to_vec();
-    sorted.sort_unstable();
     let (lo, hi) = (sorted[sorted.len() / 10], sorted[sorted.len() - 1 - sorted.len() / 10]);
-    sorted.dedup();
-    share(sorted.len(), amounts.len()) >= 0.7 && hi >= 3 * lo
+    let distinct = sorted.chunk_by(|a, b| a == b).count();
+    share(distinct, sorted.len()) >= 0.7 && hi >= 3 * lo
 }
 
 /// Time between the 10th and the 90th percentile inflow of the collection: how long the
@@ -376,8 +362,10 @@ pub fn evaluate(ctx: &Ctx<'_>, p: &ScatterParams) -> Option<Hit> {
         peak = peak.max(bal);
     }
     let accumulation = peak as f64 / total_in as f64;
-    let median_ticket = median_i64(&amounts);
-    let priced = fixed_price(&amounts);
+    let mut sorted_amounts = amounts.clone();
+    sorted_amounts.sort_unstable();
+    let median_ticket = sorted_amounts[sorted_amounts.len() / 2];
+    let priced = fixed_price(&sorted_amounts);
     // People stake whole yuan; invoices priced by quantity and tax carry fen, and vary as
     // much as stakes do.
     let invoices = share(amounts.iter().filter(|&&a| a % 100 != 0).count(), amounts.len()) >= 0.5;
@@ -426,7 +414,7 @@ pub fn evaluate(ctx: &Ctx<'_>, p: &ScatterParams) -> Option<Hit> {
             && !invoices
             && round_share < 1.0 / 3.0
             && median_ticket >= Yuan::whole(3_000).fen()
-            && varied_sums(&amounts)
+            && varied_sums(&sorted_amounts)
         {
             10.0
         } else {
@@ -465,7 +453,7 @@ pub fn evaluate(ctx: &Ctx<'_>, p: &ScatterParams) -> Option<Hit> {
         },
     );
     // Round sums mark subscriptions only when investors choose among them; one round price
-    // paid by everyone is a contribution or a fee (the price signal below).
+    // paid by everyone is a contribution or a fee (`fixed_price_payments`).
     s.add("round_tickets", if priced.is_some() { 0.0 } else { 30.0 * round_share });
     s.add("new_payers", 20.0 * new_payer_signal);
     s.add(
@@ -572,7 +560,13 @@ pub fn evaluate(ctx: &Ctx<'_>, p: &ScatterParams) -> Option<Hit> {
 
 #[cfg(test)]
 mod tests {
-    use super::fixed_price;
+    use fundwatch_record::Fen;
+
+    fn fixed_price(amounts: &[Fen]) -> Option<(Fen, f64)> {
+        let mut sorted = amounts.to_vec();
+        sorted.sort_unstable();
+        super::fixed_price(&sorted)
+    }
 
     #[test]
     fn one_fee_or_one_unit_price_is_a_price() {
