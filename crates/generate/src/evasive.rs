@@ -469,6 +469,46 @@ fn stream_noise(w: &mut World, rng: &mut Rng, acct: u32, p: f64, rate: f64) {
 // ---------------------------------------------------------------------------------------------
 // The main case: collector A, separate payout account P
 
+/// When and how large a scheme's collection is, drawn the same way for a split scheme and a
+/// one-account one: destinations, size, first wave, number of payout periods, start.
+struct ScheduledRaise {
+    dests: Vec<u32>,
+    small: bool,
+    first_len: u32,
+    want: usize,
+    payers: usize,
+    start_day: u32,
+    /// Later waves start within this much after the first.
+    later: u32,
+}
+
+fn schedule_raise(w: &mut World, rng: &mut Rng, budget: f64, period: Period, big: (u64, u64)) -> ScheduledRaise {
+    let days = w.cal.days;
+    let dests = controllers(w, rng);
+    let small = chance(rng, 0.3);
+    let first_len = first_wave(rng, days.saturating_sub(period.days() * 3 + 8));
+    let room = days.saturating_sub(first_len / DAY + 6) / period.days();
+    let want = urange(rng, 3, (room as usize).clamp(3, 10));
+    let cap = ((3.0 * budget) / (1.0 + want as f64 * 0.9)).max(10.0) as u64;
+    let payers = if small {
+        irange(rng, 8, 20)
+    } else {
+        log_uniform_int(rng, big.0, big.1).min(cap).max(10)
+    } as usize;
+    let span = first_len / DAY + period.days() * want as u32 + 4;
+    let start_day = rng.gen_range(0..=days.saturating_sub(span));
+    let later = period.days() * want as u32 * DAY * 7 / 10;
+    ScheduledRaise {
+        dests,
+        small,
+        first_len,
+        want,
+        payers,
+        start_day,
+        later,
+    }
+}
+
 pub(crate) fn split_scheme(w: &mut World, rng: &mut Rng, budget: f64) {
     let days = w.cal.days;
     let periods = periods_fitting(days, 10);
@@ -479,20 +519,15 @@ pub(crate) fn split_scheme(w: &mut World, rng: &mut Rng, budget: f64) {
     let scheme = w.new_scheme();
     let collector = ev_account(w, rng, 0.4);
     let payout = ev_account(w, rng, 0.25);
-    let dests = controllers(w, rng);
-    let small = chance(rng, 0.3);
-    let first_len = first_wave(rng, days.saturating_sub(period.days() * 3 + 8));
-    let room = days.saturating_sub(first_len / DAY + 6) / period.days();
-    let want = urange(rng, 3, (room as usize).clamp(3, 10));
-    let cap = ((3.0 * budget) / (1.0 + want as f64 * 0.9)).max(10.0) as u64;
-    let payers = if small {
-        irange(rng, 8, 20)
-    } else {
-        log_uniform_int(rng, 15, 250).min(cap).max(10)
-    } as usize;
-    let span = first_len / DAY + period.days() * want as u32 + 4;
-    let start_day = rng.gen_range(0..=days.saturating_sub(span));
-    let later = period.days() * want as u32 * DAY * 7 / 10;
+    let ScheduledRaise {
+        dests,
+        small,
+        first_len,
+        want,
+        payers,
+        start_day,
+        later,
+    } = schedule_raise(w, rng, budget, period, (15, 250));
     let keep = pick(rng, &[(0.1, 0.3), (0.2, 0.5), (0.0, 0.1)]);
     let r = raise(
         w,
@@ -580,20 +615,15 @@ pub(crate) fn collect_and_pay(w: &mut World, rng: &mut Rng, budget: f64) {
     let period = pick(rng, &periods);
     let scheme = w.new_scheme();
     let acct = ev_account(w, rng, 0.45);
-    let dests = controllers(w, rng);
-    let small = chance(rng, 0.3);
-    let first_len = first_wave(rng, days.saturating_sub(period.days() * 3 + 8));
-    let room = days.saturating_sub(first_len / DAY + 6) / period.days();
-    let want = urange(rng, 3, (room as usize).clamp(3, 10));
-    let cap = ((3.0 * budget) / (1.0 + want as f64 * 0.9)).max(10.0) as u64;
-    let payers = if small {
-        irange(rng, 8, 20)
-    } else {
-        log_uniform_int(rng, 12, 200).min(cap).max(10)
-    } as usize;
-    let span = first_len / DAY + period.days() * want as u32 + 4;
-    let start_day = rng.gen_range(0..=days.saturating_sub(span));
-    let later = period.days() * want as u32 * DAY * 7 / 10;
+    let ScheduledRaise {
+        dests,
+        small,
+        first_len,
+        want,
+        payers,
+        start_day,
+        later,
+    } = schedule_raise(w, rng, budget, period, (12, 200));
     let r = raise(
         w,
         rng,
