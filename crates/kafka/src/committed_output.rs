@@ -1,5 +1,5 @@
 //! What is already committed on the alert and dead-letter topics, read back after a hung
-//! transaction was ended (see `Pipeline::abort_hung` in `service.rs`).
+//! transaction was ended (see `Pipeline::abort_hung` in `service/recovery.rs`).
 //!
 //! Why: a single-node broker that shuts down can complete a transaction's commit while
 //! writing its markers only to the partitions that still had a leader (Kafka's marker sender

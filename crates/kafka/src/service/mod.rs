@@ -1,0 +1,494 @@
+//! The consume → detect → produce loop, rebuild on assignment, transactional commits.
+//!
+//! The exactly-once argument these files implement is in the crate doc (`lib.rs`). Who owns what:
+//! - `mod.rs` (here): [`Service`], [`run`], [`Shutdown`], [`RunSummary`]; the clients' setup and
+//!   the poll loop (`Service::run`): batches, end-of-partition flags, commit pacing, reload and
+//!   reset triggers, the final commit on shutdown.
+//! - `pipeline.rs`: `Pipeline`, the state the poll loop and the rebalance callbacks share
+//!   (behind one mutex), with its transaction state (`TxnState`) and its hung-transaction
+//!   recovery state (`HungRecovery`).
+//! - `partition.rs`: `Part`, one assigned partition (its engine, where it goes live, offsets,
+//!   flush points), the commit metadata (`CommitMeta`) and processing one record (`Part::process`).
+//! - `processing.rs`: one poll batch (`process_batch`: partitions in parallel) and sending its
+//!   alerts and dead letters into the open transaction; the drain-mode flush.
+//! - `assignment.rs`: rebalances: planning where an assigned partition starts and goes live
+//!   (`plan`), `on_assign`/`on_revoke`, the consumer context `Ctx`, the once-a-second `tick`
+//!   and the end-of-input checks.
+//! - `transactions.rs`: the producer side: beginning, sending into, committing and aborting
+//!   transactions, sending offsets (bounded against a wedged producer), retries,
+//!   `init_transactions`, the producer context `ProducerCtx`.
+//! - `recovery.rs`: rebuilding from the committed offsets (`reset`), re-creating the producer,
+//!   ending a hung transaction (`abort_hung`, read-back of the committed output), config reload.
+
+mod assignment;
+mod partition;
+mod pipeline;
+mod processing;
+mod recovery;
+mod transactions;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use fundwatch_engine::Alert;
+use fundwatch_rules::Config;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError as RdError;
+use rdkafka::producer::ThreadedProducer;
+use rdkafka::util::Timeout;
+use serde::Serialize;
+use tracing::{error, info, warn};
+
+use crate::client::{check_connection, check_env, client_config, Role};
+use crate::liveness::{Liveness, Phase, Watchdog};
+use crate::metrics::{HttpServer, Metrics};
+use crate::reload::ConfigWatcher;
+use crate::{KafkaError, RunOptions};
+use assignment::Ctx;
+use pipeline::Pipeline;
+use recovery::TxnCounts;
+use transactions::{init_transactions, ProducerCtx};
+
+/// Set to stop the service: it stops consuming, commits the open transaction within
+/// `service.shutdown_grace` and leaves the group.
+#[derive(Clone, Default, Debug)]
+pub struct Shutdown(Arc<AtomicBool>);
+
+impl Shutdown {
+    pub fn new() -> Shutdown {
+        Shutdown::default()
+    }
+
+    /// A token that SIGTERM and SIGINT trigger.
+    pub fn on_signals() -> Result<Shutdown, KafkaError> {
+        let s = Shutdown::new();
+        for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+            signal_hook::flag::register(sig, s.0.clone())
+                .map_err(|e| KafkaError::Other(format!("cannot install signal handler: {e}")))?;
+        }
+        Ok(s)
+    }
+
+    pub fn trigger(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_triggered(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RunSummary {
+    pub instance_id: String,
+    pub transactional_id: Option<String>,
+    /// Records processed live (not counting rebuild replays).
+    pub records_consumed: u64,
+    /// Records replayed with emit off to rebuild state.
+    pub records_replayed: u64,
+    pub rejected: u64,
+    pub rejected_by_reason: BTreeMap<String, u64>,
+    /// Alerts in committed transactions.
+    pub alerts: u64,
+    pub alerts_by_rule: BTreeMap<String, u64>,
+    pub transactions_committed: u64,
+    pub transactions_aborted: u64,
+    pub rebalances: u64,
+    pub seconds: f64,
+    pub records_per_second: f64,
+    /// From the first record polled to the last one (excludes group join and idle wait).
+    pub busy_seconds: f64,
+    /// (live + replayed records) / busy_seconds.
+    pub busy_records_per_second: f64,
+    /// Wall time the polling thread spent committing transactions (or offsets).
+    pub commit_seconds: f64,
+    /// Why it stopped: "idle" (batch mode) or "shutdown".
+    pub stopped_by: String,
+    /// The config_version running at the end (stamped on the alerts).
+    pub config_version: String,
+    /// Config reloads by result (applied, refused, unchanged).
+    pub config_reloads: BTreeMap<String, u64>,
+}
+
+/// Most records taken from the consumer's queue per batch.
+const MAX_BATCH: usize = 4096;
+
+type AlertHook = Box<dyn FnMut(&Alert) + Send>;
+
+/// The service: build with [`Service::new`], optionally hook alerts, then [`Service::run`].
+pub struct Service {
+    config: Arc<Config>,
+    opts: RunOptions,
+    metrics: Arc<Metrics>,
+    hook: Option<AlertHook>,
+}
+
+fn instance_id(opts: &RunOptions) -> String {
+    if let Some(id) = opts.instance_id.as_ref().filter(|s| !s.is_empty()) {
+        return id.clone();
+    }
+    if let Ok(id) = std::env::var("FUNDWATCH_INSTANCE_ID") {
+        if !id.is_empty() {
+            return id;
+        }
+    }
+    let mut buf = [0u8; 256];
+    // SAFETY: buf is valid for its length; gethostname NUL-terminates on success.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc == 0 {
+        let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+        if let Ok(s) = std::str::from_utf8(&buf[..end]) {
+            if !s.is_empty() {
+                return s.to_owned();
+            }
+        }
+    }
+    format!("pid{}", std::process::id())
+}
+
+/// The consumer's default `fetch.queue.backoff.ms`. librdkafka postpones a partition's next
+/// fetch by this much once its local queue is over the thresholds (default 1 s): a consumer
+/// that decodes and detects drains that queue within milliseconds and then starved
+/// (measured: 161k -> 343k records/s). The benchmark's bare readers use it too.
+pub const FETCH_QUEUE_BACKOFF_MS: &str = "10";
+
+fn set_default(cfg: &mut rdkafka::ClientConfig, key: &str, value: &str) {
+    if cfg.get(key).is_none() {
+        cfg.set(key, value);
+    }
+}
+
+impl Service {
+    pub fn new(config: Arc<Config>, opts: RunOptions) -> Service {
+        Service {
+            config,
+            opts,
+            metrics: Arc::new(Metrics::new()),
+            hook: None,
+        }
+    }
+
+    /// Called with every alert once its transaction has committed.
+    pub fn on_alert(mut self, f: impl FnMut(&Alert) + Send + 'static) -> Service {
+        self.hook = Some(Box::new(f));
+        self
+    }
+
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
+    }
+
+    /// Run until `shutdown` (or, in batch mode, until idle).
+    pub fn run(self, shutdown: Shutdown) -> Result<RunSummary, KafkaError> {
+        let started = Instant::now();
+        let kafka = &self.config.kafka;
+        check_env(&kafka.client)?;
+        let id = instance_id(&self.opts);
+        let transactional = !self.opts.no_transactions;
+        let tid = format!("{}-{}-{}", kafka.transactional_id_prefix, kafka.group_id, id);
+        let ready = Arc::new(AtomicBool::new(false));
+        let liveness = Arc::new(Liveness::default());
+        let _watchdog = Watchdog::start(liveness.clone());
+        let listen = self
+            .opts
+            .listen
+            .clone()
+            .unwrap_or_else(|| self.config.service.listen.clone());
+        let _http = if listen.is_empty() || listen == "off" {
+            None
+        } else {
+            let s = HttpServer::start(&listen, self.metrics.clone(), ready.clone(), liveness.clone())?;
+            info!(addr = %s.addr, "serving /metrics /healthz /readyz");
+            Some(s)
+        };
+
+        // Bounds the wait for the brokers at start: the connection check, then init_transactions.
+        let start_deadline = Instant::now() + Duration::from_secs(120);
+        check_connection(&kafka.brokers, &kafka.client, start_deadline, || {
+            shutdown.is_triggered()
+        })?;
+        let mut pc = client_config(&kafka.brokers, &kafka.client, Role::Producer)?;
+        if transactional {
+            pc.set("transactional.id", &tid);
+            set_default(&mut pc, "transaction.timeout.ms", "30000");
+        }
+        set_default(&mut pc, "enable.idempotence", "true");
+        set_default(&mut pc, "linger.ms", "5");
+        // Either client may be the one that reports a broker connection failure.
+        let outage = Arc::new(AtomicBool::new(false));
+        let producer: ThreadedProducer<ProducerCtx> = pc.create_with_context(ProducerCtx { outage: outage.clone() })?;
+        let op_timeout = Duration::from_secs(30);
+        if transactional {
+            init_transactions(&producer, op_timeout, &shutdown, Some(start_deadline))?;
+            info!(transactional_id = %tid, "transactional producer initialised");
+        }
+
+        let mut cc = client_config(&kafka.brokers, &kafka.client, Role::Consumer)?;
+        cc.set("group.id", &kafka.group_id);
+        cc.set("enable.auto.commit", "false");
+        cc.set("enable.auto.offset.store", "false");
+        let mut probe_config = cc.clone();
+        probe_config.set("isolation.level", "read_uncommitted");
+        let pipe = Arc::new(Mutex::new(Pipeline {
+            config: self.config.clone(),
+            topic: kafka.input_topic.clone(),
+            alert_topic: kafka.alert_topic.clone(),
+            dead_letter_topic: kafka.dead_letter_topic.clone(),
+            producer: Arc::new(producer),
+            wedged: false,
+            transactional,
+            parts: BTreeMap::new(),
+            in_txn: false,
+            txn_failed: false,
+            needs_reset: false,
+            since_commit: 0,
+            last_commit: Instant::now(),
+            txn_alerts: Vec::new(),
+            txn_rejects: Vec::new(),
+            buf: Vec::new(),
+            metrics: self.metrics.clone(),
+            hook: self.hook,
+            fatal: None,
+            summary: RunSummary {
+                instance_id: id.clone(),
+                transactional_id: transactional.then(|| tid.clone()),
+                ..Default::default()
+            },
+            op_timeout,
+            producer_config: pc,
+            shutdown: shutdown.clone(),
+            threads: self
+                .opts
+                .threads
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()).min(8)),
+            outage: outage.clone(),
+            probe_config,
+            last_txn: TxnCounts::default(),
+            hung_check: false,
+            read_back_pending: false,
+            committed_output: None,
+            liveness: liveness.clone(),
+            suspect: false,
+        }));
+
+        cc.set("isolation.level", "read_committed");
+        cc.set("enable.partition.eof", "true");
+        set_default(&mut cc, "auto.offset.reset", "earliest");
+        set_default(&mut cc, "session.timeout.ms", "10000");
+        set_default(&mut cc, "heartbeat.interval.ms", "1000");
+        set_default(&mut cc, "fetch.queue.backoff.ms", FETCH_QUEUE_BACKOFF_MS);
+        // Static membership (KIP-345): a restarted instance gets its partitions back at once,
+        // without waiting for the session timeout or disturbing the other members.
+        set_default(&mut cc, "group.instance.id", &id);
+        let disconnects = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let new_consumer = || -> Result<BaseConsumer<Ctx>, KafkaError> {
+            let consumer: BaseConsumer<Ctx> = cc.create_with_context(Ctx {
+                pipe: pipe.clone(),
+                outage: outage.clone(),
+                generation: Default::default(),
+                disconnects: disconnects.clone(),
+            })?;
+            consumer.subscribe(&[&kafka.input_topic])?;
+            Ok(consumer)
+        };
+        let mut consumer = new_consumer()?;
+        info!(group = %kafka.group_id, topic = %kafka.input_topic, instance = %id, "consuming");
+
+        self.metrics
+            .config_info
+            .with_label_values(&[&fundwatch_engine::config_version(&self.config)])
+            .set(1);
+        let mut watcher = match &self.opts.config_path {
+            Some(path) => Some(ConfigWatcher::new(path.clone(), self.opts.config_poll())?),
+            None => None,
+        };
+        let commit_interval = |c: &Config| Duration::from_millis(c.kafka.commit_interval.ms().max(10) as u64);
+        let mut interval = commit_interval(&self.config);
+        let idle = self.opts.exit_when_idle();
+        let mut last_msg = Instant::now();
+        let mut first_msg: Option<Instant> = None;
+        let mut last_tick = Instant::now();
+        let mut last_lag = Instant::now() - Duration::from_secs(60);
+        let mut seen_disconnects = 0;
+        let mut last_eof_probe = Instant::now();
+        let lock = |p: &Arc<Mutex<Pipeline>>| p.lock().unwrap_or_else(|e| e.into_inner()).fatal.take();
+        let stopped_by;
+        let mut consumer_fatal = false;
+        loop {
+            liveness.beat(Phase::Polling);
+            if shutdown.is_triggered() {
+                stopped_by = "shutdown";
+                break;
+            }
+            if let Some(e) = lock(&pipe) {
+                return Err(e);
+            }
+            if consumer_fatal {
+                consumer_fatal = false;
+                // A fatal consumer (e.g. a static member fenced after a broker restart, when a
+                // retried JoinGroup replaced its member id) never fetches again: replace it.
+                // Its partitions' uncommitted work is aborted; the new member's assignment
+                // rebuilds them from the committed offsets.
+                let reason = consumer.client().fatal_error().map(|(c, r)| format!("{c:?}: {r}"));
+                error!(reason = ?reason, "consumer failed fatally: re-creating it and rejoining the group");
+                self.metrics.recoveries.with_label_values(&["consumer_recreated"]).inc();
+                {
+                    let mut p = pipe.lock().unwrap_or_else(|e| e.into_inner());
+                    p.abort();
+                    let parts = std::mem::take(&mut p.parts);
+                    for part in parts.values() {
+                        p.forget_metrics(part);
+                    }
+                    p.needs_reset = false;
+                    p.metrics.partitions_assigned.set(0);
+                    p.update_rebuilding();
+                }
+                liveness.beat(Phase::RecreatingClient);
+                drop(consumer);
+                consumer = new_consumer()?;
+                continue;
+            }
+            // A batch: what the consumer has queued, up to MAX_BATCH records, ended by any
+            // other event (EOF, error), which is handled after the batch's records.
+            let mut batch = Vec::new();
+            let mut event = consumer.poll(Duration::from_millis(100));
+            while let Some(Ok(msg)) = event {
+                batch.push(msg);
+                if batch.len() >= MAX_BATCH {
+                    event = None;
+                    break;
+                }
+                let generation = consumer.context().generation.load(Ordering::SeqCst);
+                event = consumer.poll(Duration::ZERO);
+                if consumer.context().generation.load(Ordering::SeqCst) != generation {
+                    // A rebalance ran inside that poll: what was polled before it belongs to
+                    // the old assignment (the new one starts from its planned offsets).
+                    batch.clear();
+                }
+            }
+            if !batch.is_empty() {
+                liveness.beat(Phase::Processing);
+                last_msg = Instant::now();
+                first_msg.get_or_insert(last_msg);
+                let mut p = pipe.lock().unwrap_or_else(|e| e.into_inner());
+                p.process_batch(&batch);
+            }
+            drop(batch);
+            match event {
+                None | Some(Ok(_)) => {}
+                Some(Err(RdError::PartitionEOF(part))) => {
+                    let mut p = pipe.lock().unwrap_or_else(|e| e.into_inner());
+                    if let Some(st) = p.parts.get_mut(&part) {
+                        st.eof = true;
+                    }
+                }
+                Some(Err(e)) => {
+                    warn!(error = %e, "consumer error");
+                    consumer_fatal = matches!(e, RdError::MessageConsumptionFatal(_));
+                }
+            }
+            let mut p = pipe.lock().unwrap_or_else(|e| e.into_inner());
+            let d = disconnects.load(Ordering::SeqCst);
+            if d != seen_disconnects {
+                // Records may arrive once the broker is back: an end seen before is stale, and
+                // the outage does not count as idle time.
+                seen_disconnects = d;
+                for part in p.parts.values_mut() {
+                    part.eof = false;
+                }
+                last_msg = Instant::now();
+            }
+            if p.due(interval, self.opts.commit_records) {
+                p.commit(&consumer)?;
+            }
+            if let Some(why) = watcher.as_mut().and_then(|w| w.due()) {
+                let path = watcher.as_ref().map(|w| w.path().to_owned()).unwrap_or_default();
+                p.reload(&consumer, &path, why)?;
+                interval = commit_interval(&p.config);
+            }
+            if p.needs_reset {
+                p.reset(&consumer)?;
+            }
+            if last_tick.elapsed() >= Duration::from_secs(1) {
+                let lag = last_lag.elapsed() >= Duration::from_secs(5);
+                if lag {
+                    last_lag = Instant::now();
+                }
+                p.tick(&consumer, lag);
+                last_tick = Instant::now();
+                consumer_fatal |= consumer.client().fatal_error().is_some();
+                let is_ready = !p.parts.values().any(|x| !x.live) && consumer.assignment().is_ok();
+                ready.store(is_ready, Ordering::Relaxed);
+                self.metrics.ready.set(is_ready as i64);
+            }
+            if let Some(idle) = idle {
+                if last_msg.elapsed() >= idle
+                    && !p.all_live_at_eof()
+                    && last_eof_probe.elapsed() >= Duration::from_secs(1)
+                {
+                    // librdkafka reports a partition's end once per offset: after an outage
+                    // that cleared the flags, ask the broker whether the partition is at its end.
+                    last_eof_probe = Instant::now();
+                    p.probe_eof(&consumer);
+                }
+                if p.all_live_at_eof() && last_msg.elapsed() >= idle && !p.needs_reset {
+                    p.flush_all();
+                    p.commit(&consumer)?;
+                    if !p.needs_reset {
+                        stopped_by = "idle";
+                        break;
+                    }
+                }
+            }
+        }
+        ready.store(false, Ordering::Relaxed);
+        liveness.beat(Phase::Stopping);
+        // Final commit within the grace period, then leave the group.
+        {
+            let grace = Duration::from_millis(p_grace(&pipe));
+            let mut p = pipe.lock().unwrap_or_else(|e| e.into_inner());
+            p.op_timeout = grace;
+            p.commit(&consumer)?;
+            if p.in_txn {
+                p.abort();
+            }
+        }
+        consumer.unsubscribe();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            let _ = consumer.poll(Timeout::After(Duration::from_millis(50)));
+            if pipe.lock().unwrap_or_else(|e| e.into_inner()).parts.is_empty() {
+                break;
+            }
+        }
+        drop(consumer);
+        let mut p = pipe.lock().unwrap_or_else(|e| e.into_inner());
+        let mut summary = std::mem::take(&mut p.summary);
+        summary.seconds = started.elapsed().as_secs_f64();
+        summary.records_per_second =
+            (summary.records_consumed + summary.records_replayed) as f64 / summary.seconds.max(1e-9);
+        summary.stopped_by = stopped_by.to_owned();
+        summary.config_version = fundwatch_engine::config_version(&p.config);
+        if let Some(first) = first_msg {
+            summary.busy_seconds = last_msg.duration_since(first).as_secs_f64();
+            summary.busy_records_per_second =
+                (summary.records_consumed + summary.records_replayed) as f64 / summary.busy_seconds.max(1e-9);
+        }
+        info!(?summary, "stopped");
+        Ok(summary)
+    }
+}
+
+fn p_grace(pipe: &Mutex<Pipeline>) -> u64 {
+    let p = pipe.lock().unwrap_or_else(|e| e.into_inner());
+    p.config.service.shutdown_grace.ms().max(1000) as u64
+}
+
+/// Run the Kafka service until `shutdown` is triggered (or, with `exit_when_idle_ms`, until
+/// the input is drained).
+pub fn run(config: Arc<Config>, opts: RunOptions, shutdown: Shutdown) -> Result<RunSummary, KafkaError> {
+    Service::new(config, opts).run(shutdown)
+}

@@ -1,0 +1,166 @@
+//! One assigned partition (`Part`): its engine, the offset it goes live from, its processed and
+//! committed offsets, flush points; the commit metadata stored with its offsets; processing
+//! one of its records (any thread) and going live after a rebuild.
+
+use fundwatch_engine::{Alert, Engine};
+use fundwatch_record::decode_json;
+use rdkafka::Message;
+use serde::{Deserialize, Serialize};
+use tracing::info;
+
+use super::pipeline::Pipeline;
+
+/// Stored with each committed offset (the offset-commit metadata string).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub(super) struct CommitMeta {
+    pub(super) v: u32,
+    /// Largest Kafka timestamp below the offset.
+    pub(super) kts: i64,
+    /// Largest event time below the offset.
+    pub(super) ets: i64,
+    /// Offsets before which the engine's reorder buffer was flushed (drain mode), newest last.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(super) flush: Vec<i64>,
+}
+
+pub(super) const MAX_FLUSH_POINTS: usize = 32;
+
+/// One assigned partition.
+pub(super) struct Part {
+    pub(super) engine: Engine,
+    pub(super) label: String,
+    /// First offset processed live; below it, records rebuild state with emit off.
+    pub(super) live_from: i64,
+    pub(super) live: bool,
+    /// Last processed offset + 1 (-1 before the first record).
+    pub(super) next_offset: i64,
+    /// Last committed offset (-1 none).
+    pub(super) committed: i64,
+    pub(super) kts: i64,
+    pub(super) ets: i64,
+    /// Flush points (from the commit metadata) still to apply during the rebuild.
+    pub(super) pending_flush: Vec<i64>,
+    /// All flush points to carry in the metadata.
+    pub(super) flushes: Vec<i64>,
+    pub(super) eof: bool,
+    pub(super) replayed: u64,
+}
+
+impl Part {
+    pub(super) fn meta(&self) -> String {
+        serde_json::to_string(&CommitMeta {
+            v: 1,
+            kts: self.kts,
+            ets: self.ets,
+            flush: self.flushes.clone(),
+        })
+        .unwrap_or_default()
+    }
+}
+
+/// What processing one partition's records produced, in record order.
+#[derive(Default)]
+pub(super) struct PartOut {
+    pub(super) events: Vec<Out>,
+    pub(super) live: u64,
+    pub(super) replayed: u64,
+    pub(super) went_live: bool,
+}
+
+pub(super) enum Out {
+    Alert(Box<Alert>),
+    /// `index` into the batch.
+    Reject {
+        index: usize,
+        code: &'static str,
+        reason: String,
+    },
+}
+
+impl Part {
+    /// Decode one record of this partition and run it through the engine (any thread).
+    /// Returns whether it was processed live.
+    pub(super) fn process<M: Message>(
+        &mut self,
+        msg: &M,
+        index: usize,
+        scratch: &mut Vec<Alert>,
+        out: &mut PartOut,
+    ) -> bool {
+        let offset = msg.offset();
+        if offset < self.next_offset {
+            return false;
+        }
+        self.eof = false;
+        if !self.live {
+            Pipeline::apply_flushes(self, offset, scratch);
+            if offset >= self.live_from {
+                Pipeline::go_live(self, scratch);
+                out.went_live = true;
+            }
+        }
+        let live = self.live;
+        match decode_json(msg.payload().unwrap_or(&[])) {
+            Ok(tx) => {
+                self.ets = self.ets.max(tx.ts_ms);
+                self.engine.process(&tx, scratch);
+            }
+            Err(reason) if live => out.events.push(Out::Reject {
+                index,
+                code: reason.code(),
+                reason: reason.to_string(),
+            }),
+            Err(_) => {}
+        }
+        if let Some(ts) = msg.timestamp().to_millis() {
+            self.kts = self.kts.max(ts);
+        }
+        self.next_offset = offset + 1;
+        if live {
+            out.live += 1;
+            out.events.extend(scratch.drain(..).map(|a| Out::Alert(Box::new(a))));
+        } else {
+            self.replayed += 1;
+            out.replayed += 1;
+            scratch.clear();
+        }
+        live
+    }
+}
+
+impl Pipeline {
+    pub(super) fn new_part(&self, partition: i32) -> Part {
+        Part {
+            engine: Engine::new(self.config.clone()),
+            label: partition.to_string(),
+            live_from: i64::MIN,
+            live: true,
+            next_offset: -1,
+            committed: -1,
+            kts: i64::MIN,
+            ets: i64::MIN,
+            pending_flush: Vec::new(),
+            flushes: Vec::new(),
+            eof: false,
+            replayed: 0,
+        }
+    }
+
+    /// Apply flush points at or before `offset` (emit off: they happened before C).
+    pub(super) fn apply_flushes(part: &mut Part, offset: i64, scratch: &mut Vec<Alert>) {
+        while part.pending_flush.first().is_some_and(|f| *f <= offset) {
+            part.pending_flush.remove(0);
+            part.engine.set_emit(false);
+            part.engine.flush(scratch);
+            scratch.clear();
+        }
+    }
+
+    pub(super) fn go_live(part: &mut Part, scratch: &mut Vec<Alert>) {
+        Self::apply_flushes(part, part.live_from, scratch);
+        part.pending_flush.clear();
+        part.engine.set_emit(true);
+        part.live = true;
+        info!(partition = %part.label, offset = part.live_from, replayed = part.replayed, "partition rebuilt: live");
+    }
+}
