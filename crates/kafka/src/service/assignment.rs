@@ -153,7 +153,7 @@ impl Pipeline {
             Ok(plan) => {
                 self.settle_hung_check(&plan);
                 // The committed output is read back from the poll loop's reset.
-                self.needs_reset |= self.read_back_pending;
+                self.needs_reset |= self.hung.read_back_pending;
                 for (p, start, part) in plan {
                     if let Err(e) = assign.add_partition_offset(&self.topic, p, start) {
                         self.fatal = Some(e.into());
@@ -318,7 +318,7 @@ impl Pipeline {
 /// The consumer's context: rebalance callbacks work on the shared pipeline.
 pub(super) struct Ctx {
     pub(super) pipe: Arc<Mutex<Pipeline>>,
-    /// Shared with the pipeline: a broker connection failed (see `Pipeline::outage`).
+    /// Shared with the pipeline: a broker connection failed (see `HungRecovery::outage`).
     pub(super) outage: Arc<AtomicBool>,
     /// Bumped by every rebalance callback: records polled before one are not processed.
     pub(super) generation: std::sync::atomic::AtomicU64,

@@ -47,7 +47,7 @@ use crate::metrics::{HttpServer, Metrics};
 use crate::reload::ConfigWatcher;
 use crate::{KafkaError, RunOptions};
 use assignment::Ctx;
-use pipeline::Pipeline;
+use pipeline::{HungRecovery, Pipeline, TxnState};
 use recovery::TxnCounts;
 use transactions::{init_transactions, ProducerCtx};
 
@@ -241,13 +241,16 @@ impl Service {
             wedged: false,
             transactional,
             parts: BTreeMap::new(),
-            in_txn: false,
-            txn_failed: false,
+            txn: TxnState {
+                in_txn: false,
+                txn_failed: false,
+                since_commit: 0,
+                last_commit: Instant::now(),
+                txn_alerts: Vec::new(),
+                txn_rejects: Vec::new(),
+                last_txn: TxnCounts::default(),
+            },
             needs_reset: false,
-            since_commit: 0,
-            last_commit: Instant::now(),
-            txn_alerts: Vec::new(),
-            txn_rejects: Vec::new(),
             buf: Vec::new(),
             metrics: self.metrics.clone(),
             hook: self.hook,
@@ -264,14 +267,15 @@ impl Service {
                 .opts
                 .threads
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()).min(8)),
-            outage: outage.clone(),
-            probe_config,
-            last_txn: TxnCounts::default(),
-            hung_check: false,
-            read_back_pending: false,
-            committed_output: None,
+            hung: HungRecovery {
+                outage: outage.clone(),
+                probe_config,
+                hung_check: false,
+                read_back_pending: false,
+                committed_output: None,
+                suspect: false,
+            },
             liveness: liveness.clone(),
-            suspect: false,
         }));
 
         cc.set("isolation.level", "read_committed");
@@ -452,7 +456,7 @@ impl Service {
             let mut p = pipe.lock().unwrap_or_else(|e| e.into_inner());
             p.op_timeout = grace;
             p.commit(&consumer)?;
-            if p.in_txn {
+            if p.txn.in_txn {
                 p.abort();
             }
         }

@@ -1,5 +1,6 @@
-//! `Pipeline`: the state shared by the poll loop and the rebalance callbacks. Its methods are
-//! spread over the sibling files by responsibility (see `mod.rs`).
+//! `Pipeline`: the state shared by the poll loop and the rebalance callbacks, with its open
+//! transaction (`TxnState`) and hung-transaction recovery state (`HungRecovery`) grouped.
+//! Its methods are spread over the sibling files by responsibility (see `mod.rs`).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicBool;
@@ -19,6 +20,7 @@ use crate::liveness::Liveness;
 use crate::metrics::Metrics;
 use crate::KafkaError;
 
+/// Everything the poll loop and the rebalance callbacks work on (behind one mutex).
 pub(super) struct Pipeline {
     pub(super) config: Arc<Config>,
     pub(super) topic: String,
@@ -30,14 +32,9 @@ pub(super) struct Pipeline {
     pub(super) wedged: bool,
     pub(super) transactional: bool,
     pub(super) parts: BTreeMap<i32, Part>,
-    pub(super) in_txn: bool,
-    pub(super) txn_failed: bool,
+    /// The open transaction and commit pacing.
+    pub(super) txn: TxnState,
     pub(super) needs_reset: bool,
-    pub(super) since_commit: usize,
-    pub(super) last_commit: Instant,
-    /// Alerts of the open transaction, handed to the hook once committed.
-    pub(super) txn_alerts: Vec<Alert>,
-    pub(super) txn_rejects: Vec<String>,
     pub(super) buf: Vec<Alert>,
     pub(super) metrics: Arc<Metrics>,
     pub(super) hook: Option<AlertHook>,
@@ -49,15 +46,35 @@ pub(super) struct Pipeline {
     pub(super) shutdown: Shutdown,
     /// Threads that process a batch's partitions.
     pub(super) threads: usize,
+    /// Broker outages and hung transactions (see `abort_hung`).
+    pub(super) hung: HungRecovery,
+    /// The polling loop's beat (for `/healthz`); callbacks and long recoveries beat too.
+    pub(super) liveness: Arc<Liveness>,
+}
+
+/// The open transaction: whether one is open or failed, what it holds, and when the next
+/// commit is due.
+pub(super) struct TxnState {
+    pub(super) in_txn: bool,
+    pub(super) txn_failed: bool,
+    pub(super) since_commit: usize,
+    pub(super) last_commit: Instant,
+    /// Alerts of the open transaction, handed to the hook once committed.
+    pub(super) txn_alerts: Vec<Alert>,
+    pub(super) txn_rejects: Vec<String>,
+    /// What the last committed transaction added to the summary, taken back if that
+    /// transaction turns out hung and is aborted.
+    pub(super) last_txn: TxnCounts,
+}
+
+/// State of the hung-transaction recovery (crate doc, point 6; `recovery.rs`).
+pub(super) struct HungRecovery {
     /// Set by the consumer's error callback when the connection to a broker failed: the first
     /// commit after it checks that the committed offsets are stable (see `abort_hung`).
     pub(super) outage: Arc<AtomicBool>,
     /// A read_uncommitted consumer of the group (never subscribed): reads committed offsets
     /// without `require_stable`, to tell "offsets unstable" from "coordinator unreachable".
     pub(super) probe_config: rdkafka::ClientConfig,
-    /// What the last committed transaction added to the summary, taken back if that
-    /// transaction turns out hung and is aborted.
-    pub(super) last_txn: TxnCounts,
     /// A hung transaction was aborted: the next plan tells whether it was the last one.
     pub(super) hung_check: bool,
     /// A hung transaction was aborted: before going live again, read back what is already
@@ -66,8 +83,6 @@ pub(super) struct Pipeline {
     /// Alerts and dead letters already committed (read back after a hung transaction): not
     /// emitted again.
     pub(super) committed_output: Option<CommittedOutput>,
-    /// The polling loop's beat (for `/healthz`); callbacks and long recoveries beat too.
-    pub(super) liveness: Arc<Liveness>,
     /// A broker connection failed after the last transaction known to be complete: it may be
     /// hung. Until stable offsets prove otherwise, no offsets are sent except by `abort_hung`:
     /// any marker on the group's offsets ends a hung transaction's offsets there, and only

@@ -132,11 +132,12 @@ impl Pipeline {
         if went_live {
             self.update_rebuilding();
         }
-        self.since_commit += msgs.len();
+        self.txn.since_commit += msgs.len();
     }
 
     pub(super) fn dead_letter<M: Message>(&mut self, msg: &M, code: &'static str, reason: &str) {
         if self
+            .hung
             .committed_output
             .as_ref()
             .is_some_and(|c| c.dead_letters.contains(&(msg.partition(), msg.offset())))
@@ -178,11 +179,12 @@ impl Pipeline {
         self.send(&topic, &key, msg.payload().unwrap_or(&[]), Some(headers));
         self.metrics.records_rejected.with_label_values(&[code]).inc();
         self.metrics.dead_letters.inc();
-        self.txn_rejects.push(code.to_owned());
+        self.txn.txn_rejects.push(code.to_owned());
     }
 
     pub(super) fn emit_one(&mut self, alert: Alert) {
         if self
+            .hung
             .committed_output
             .as_ref()
             .is_some_and(|c| c.alerts.contains(&alert.alert_id))
@@ -200,7 +202,7 @@ impl Pipeline {
                 self.send(&topic, alert.account.as_bytes(), &json, None);
                 self.alert_topic = topic;
                 self.metrics.alerts.with_label_values(&[&alert.rule]).inc();
-                self.txn_alerts.push(alert);
+                self.txn.txn_alerts.push(alert);
             }
             Err(e) => error!(error = %e, "cannot serialise alert"),
         }

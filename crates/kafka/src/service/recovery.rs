@@ -37,10 +37,10 @@ impl Pipeline {
     /// its open transaction, so every engine is rebuilt from the committed offsets. Waits
     /// for the broker as long as it takes (or until shutdown).
     pub(super) fn recreate_producer(&mut self) {
-        self.in_txn = false;
-        self.txn_failed = false;
-        self.txn_alerts.clear();
-        self.txn_rejects.clear();
+        self.txn.in_txn = false;
+        self.txn.txn_failed = false;
+        self.txn.txn_alerts.clear();
+        self.txn.txn_rejects.clear();
         self.needs_reset = !self.parts.is_empty();
         self.metrics.recoveries.with_label_values(&["producer_recreated"]).inc();
         loop {
@@ -49,7 +49,7 @@ impl Pipeline {
             match self
                 .producer_config
                 .create_with_context::<_, ThreadedProducer<ProducerCtx>>(ProducerCtx {
-                    outage: self.outage.clone(),
+                    outage: self.hung.outage.clone(),
                 }) {
                 Ok(p) => self.producer = Arc::new(p),
                 Err(e) => {
@@ -130,7 +130,7 @@ impl Pipeline {
         let plan = match self.plan(consumer, &partitions) {
             Ok(plan) => {
                 self.settle_hung_check(&plan);
-                if self.read_back_pending && !self.read_back(&plan) {
+                if self.hung.read_back_pending && !self.read_back(&plan) {
                     self.needs_reset = true;
                     std::thread::sleep(Duration::from_secs(1));
                     return Ok(());
@@ -189,7 +189,7 @@ impl Pipeline {
         match consumer.committed_offsets(tpl, self.op_timeout) {
             Ok(_) => {
                 debug!("committed offsets stable after the outage");
-                self.suspect = false;
+                self.hung.suspect = false;
                 true
             }
             Err(e) => {
@@ -202,7 +202,7 @@ impl Pipeline {
     /// Whether the group coordinator answers a committed-offset read without `require_stable`
     /// (read_uncommitted), i.e. the broker is reachable and knows the group.
     pub(super) fn coordinator_answers(&self, partitions: &[i32]) -> bool {
-        let probe: BaseConsumer = match self.probe_config.create() {
+        let probe: BaseConsumer = match self.hung.probe_config.create() {
             Ok(c) => c,
             Err(e) => {
                 warn!(error = %e, "cannot create the offset probe consumer");
@@ -237,16 +237,16 @@ impl Pipeline {
         match self.fill_for_abort(consumer) {
             // Every output partition and the group's offsets are in the transaction: aborting
             // it (or, if that fails, the new producer's init) ends all the hung one left.
-            Ok(()) => self.suspect = false,
+            Ok(()) => self.hung.suspect = false,
             // Whatever was added is aborted below; the offsets were not sent, so they stay
             // pending and the next commit or plan tries again.
             Err(e) => warn!(error = %e, "could not add every partition to the aborting transaction"),
         }
-        self.hung_check = true;
-        self.read_back_pending = true;
+        self.hung.hung_check = true;
+        self.hung.read_back_pending = true;
         // abort() aborts (or, failing that, re-creates the producer, whose init aborts) and
         // marks every partition for a rebuild.
-        self.in_txn = self.in_txn || self.transactional;
+        self.txn.in_txn = self.txn.in_txn || self.transactional;
         self.abort();
     }
 
@@ -263,7 +263,7 @@ impl Pipeline {
             .min()
             .map_or(0, |t| t.saturating_sub(SKEW_MARGIN_MS).max(0));
         match committed_output::read(
-            &self.probe_config,
+            &self.hung.probe_config,
             &self.alert_topic,
             &self.dead_letter_topic,
             &self.topic,
@@ -277,8 +277,8 @@ impl Pipeline {
                     since_ms = since,
                     "read back the committed output: what is already committed is not emitted again"
                 );
-                self.committed_output = Some(c);
-                self.read_back_pending = false;
+                self.hung.committed_output = Some(c);
+                self.hung.read_back_pending = false;
                 true
             }
             Err(e) => {
@@ -293,10 +293,10 @@ impl Pipeline {
     /// one and is aborted: its alerts and dead letters leave the summary (they are emitted
     /// again). Otherwise the pending offsets were not its own and the summary stands.
     pub(super) fn settle_hung_check(&mut self, plan: &[(i32, Offset, Part)]) {
-        if !std::mem::take(&mut self.hung_check) {
+        if !std::mem::take(&mut self.hung.hung_check) {
             return;
         }
-        let counts = std::mem::take(&mut self.last_txn);
+        let counts = std::mem::take(&mut self.txn.last_txn);
         let aborted = plan
             .iter()
             .any(|(p, _, part)| counts.offsets.get(p).is_some_and(|o| part.committed < *o));

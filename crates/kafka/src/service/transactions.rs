@@ -81,20 +81,20 @@ impl Pipeline {
     }
 
     pub(super) fn ensure_txn(&mut self) -> Result<(), RdError> {
-        if self.transactional && !self.in_txn {
+        if self.transactional && !self.txn.in_txn {
             self.producer.begin_transaction()?;
-            self.in_txn = true;
+            self.txn.in_txn = true;
         }
         Ok(())
     }
 
     pub(super) fn send(&mut self, topic: &str, key: &[u8], payload: &[u8], headers: Option<OwnedHeaders>) {
-        if self.txn_failed {
+        if self.txn.txn_failed {
             return;
         }
         if let Err(e) = self.ensure_txn() {
             warn!(error = %e, "cannot begin transaction");
-            self.txn_failed = true;
+            self.txn.txn_failed = true;
             return;
         }
         let mut rec = BaseRecord::to(topic).key(key).payload(payload);
@@ -110,7 +110,7 @@ impl Pipeline {
                 }
                 Err((e, _)) => {
                     warn!(error = %e, topic, "produce failed: the transaction will be aborted");
-                    self.txn_failed = true;
+                    self.txn.txn_failed = true;
                     return;
                 }
             }
@@ -131,18 +131,18 @@ impl Pipeline {
     }
 
     pub(super) fn due(&self, interval: Duration, records: usize) -> bool {
-        self.txn_failed
-            || (records > 0 && self.since_commit >= records)
-            || (self.last_commit.elapsed() >= interval && (self.in_txn || self.since_commit > 0))
+        self.txn.txn_failed
+            || (records > 0 && self.txn.since_commit >= records)
+            || (self.txn.last_commit.elapsed() >= interval && (self.txn.in_txn || self.txn.since_commit > 0))
     }
 
     /// Commit alerts, dead letters and offsets in one transaction. On an abortable error the
     /// transaction is aborted and every partition rebuilt from its committed offset.
     pub(super) fn commit<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) -> Result<(), KafkaError> {
         self.liveness.beat(Phase::Committing);
-        self.last_commit = Instant::now();
-        self.since_commit = 0;
-        if self.txn_failed {
+        self.txn.last_commit = Instant::now();
+        self.txn.since_commit = 0;
+        if self.txn.txn_failed {
             self.abort();
             return Ok(());
         }
@@ -152,13 +152,13 @@ impl Pipeline {
             return Ok(());
         }
         let tpl = self.offsets()?;
-        if tpl.count() == 0 && !self.in_txn {
+        if tpl.count() == 0 && !self.txn.in_txn {
             return Ok(());
         }
-        if self.transactional && self.outage.swap(false, Ordering::SeqCst) {
-            self.suspect = true;
+        if self.transactional && self.hung.outage.swap(false, Ordering::SeqCst) {
+            self.hung.suspect = true;
         }
-        if self.suspect && !self.offsets_stable(consumer) {
+        if self.hung.suspect && !self.offsets_stable(consumer) {
             // The last transaction before the outage may have been completed by the broker
             // without its markers: committing now would commit its pending records on the
             // partitions this one touches and leave them hung on the others.
@@ -186,12 +186,12 @@ impl Pipeline {
                     }
                 }
                 let mut counts = TxnCounts::default();
-                for code in self.txn_rejects.drain(..) {
+                for code in self.txn.txn_rejects.drain(..) {
                     self.summary.rejected += 1;
                     *self.summary.rejected_by_reason.entry(code.clone()).or_default() += 1;
                     *counts.rejects.entry(code).or_default() += 1;
                 }
-                let alerts = std::mem::take(&mut self.txn_alerts);
+                let alerts = std::mem::take(&mut self.txn.txn_alerts);
                 for a in &alerts {
                     self.summary.alerts += 1;
                     *self.summary.alerts_by_rule.entry(a.rule.clone()).or_default() += 1;
@@ -205,7 +205,7 @@ impl Pipeline {
                     .iter()
                     .filter_map(|el| el.offset().to_raw().map(|o| (el.partition(), o)))
                     .collect();
-                self.last_txn = counts;
+                self.txn.last_txn = counts;
                 debug!(alerts = alerts.len(), partitions = tpl.count(), "transaction committed");
                 Ok(())
             }
@@ -238,7 +238,7 @@ impl Pipeline {
             self.send_offsets(consumer, tpl)?;
         }
         retry(self.op_timeout, |t| self.producer.commit_transaction(t))?;
-        self.in_txn = false;
+        self.txn.in_txn = false;
         Ok(())
     }
 
@@ -257,7 +257,7 @@ impl Pipeline {
     /// Abort the open transaction; every engine then holds state that was not committed,
     /// so all partitions are rebuilt from their committed offsets.
     pub(super) fn abort(&mut self) {
-        if self.transactional && (self.in_txn || self.producer_fatal() || self.wedged) {
+        if self.transactional && (self.txn.in_txn || self.producer_fatal() || self.wedged) {
             let res = if self.producer_fatal() || std::mem::take(&mut self.wedged) {
                 Err(None)
             } else {
@@ -270,10 +270,10 @@ impl Pipeline {
                 self.recreate_producer();
             }
         }
-        self.in_txn = false;
-        self.txn_failed = false;
-        self.txn_alerts.clear();
-        self.txn_rejects.clear();
+        self.txn.in_txn = false;
+        self.txn.txn_failed = false;
+        self.txn.txn_alerts.clear();
+        self.txn.txn_rejects.clear();
         self.metrics.transactions.with_label_values(&["aborted"]).inc();
         self.summary.transactions_aborted += 1;
         self.needs_reset = !self.parts.is_empty();
