@@ -7,12 +7,18 @@
 //! (2) appends each released record to the window store; (3) runs the rules its record could
 //! complete; (4) confirms hits by score, keeps one alert per account, rule and episode, and
 //! gives each alert a deterministic id. No I/O and no clocks except `detected_at`.
+//!
+//! Its whole state can be checkpointed incrementally and restored ([`Engine::checkpoint`],
+//! [`Engine::restore`], module `snapshot`), so a restarted service loads it instead of
+//! re-reading its history; [`Engine::set_alerted_episodes`] seeds cooldowns when it must
+//! re-read after all.
 
 mod alert;
+mod snapshot;
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use compact_str::CompactString;
 use fundwatch_record::{format_rfc3339_ms, AccountType, Direction, Transaction};
@@ -24,14 +30,16 @@ use fundwatch_rules::scatter::CollectionTracker;
 use fundwatch_rules::{
     rapid, scatter, structuring, AccountProfile, Config, Ctx, Hit, MemoTagger, ResolvedRules, RuleId,
 };
-use fundwatch_window::{AccountId, Flags, Interner, NewRow, WindowStore};
+use fundwatch_window::{AccountId, Flags, Interner, NewRow, WindowStore, SEGMENT_ROWS};
 use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use alert::Alert;
+pub use snapshot::{Checkpoint, SnapshotError, DICTIONARY_CHUNK, SNAPSHOT_FORMAT};
 
 /// Counters an operator or a summary reads.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EngineStats {
     /// Valid records handed to the engine.
     pub records: u64,
@@ -119,6 +127,37 @@ struct AccountState {
     quiet_until: [i64; 4],
 }
 
+impl AccountState {
+    /// Before the account's first record in a lane (`segment` unset).
+    fn placeholder() -> AccountState {
+        AccountState {
+            segment: (u32::MAX, u32::MAX),
+            account_type: AccountType::Personal,
+            rules: 0,
+            key_sector: false,
+            large_value: LargeValueState::default(),
+            batches: BatchTracker::default(),
+            cycles: CycleTracker::default(),
+            collection: CollectionTracker::default(),
+            quiet_until: [i64::MIN; 4],
+        }
+    }
+
+    fn has_segment(&self) -> bool {
+        self.segment.0 != u32::MAX
+    }
+}
+
+/// Cooldown (ms) of behavioural rule `b` (an index into [`BEHAVIOURAL`]).
+fn cooldown_ms(params: &ResolvedRules, b: usize) -> i64 {
+    match BEHAVIOURAL[b] {
+        RuleId::ScatterInConcentratedOut => params.scatter.cooldown.ms(),
+        RuleId::PeriodicBatchSmallOut => params.periodic.cooldown.ms(),
+        RuleId::RapidPassThrough => params.rapid.cooldown.ms(),
+        _ => params.structuring.cooldown.ms(),
+    }
+}
+
 /// One set of rule thresholds evaluated over the engine's shared windows. An engine has one
 /// lane (its config); tuning adds lanes so that many threshold variants share one pass of
 /// admission, reordering and window upkeep ([`Engine::add_lane`]).
@@ -173,10 +212,22 @@ pub struct Engine {
     keep_near_misses: bool,
     near_misses: Vec<Alert>,
     clock: Clock,
+    /// Names per checkpoint object of the dictionaries.
+    dict_chunk: usize,
+    /// Content hashes of immutable objects already encoded (they name the objects).
+    object_names: Mutex<snapshot::NameCache>,
 }
 
 impl Engine {
     pub fn new(config: Arc<Config>) -> Engine {
+        Engine::with_chunk_sizes(config, SEGMENT_ROWS, DICTIONARY_CHUNK)
+    }
+
+    /// An engine whose window segments hold `segment_rows` rows (a power of two; rounded up)
+    /// and whose dictionaries are checkpointed in chunks of `dictionary_chunk` names. Only
+    /// tests need other sizes than [`Engine::new`]'s: detection is the same, only how many
+    /// rows past the horizon are still held differs. Kept across checkpoints.
+    pub fn with_chunk_sizes(config: Arc<Config>, segment_rows: usize, dictionary_chunk: usize) -> Engine {
         let tagger = MemoTagger::new(&config.memo);
         let mut counterparties = Interner::new();
         counterparties.intern(""); // cash: id 0, never a real payer
@@ -186,7 +237,7 @@ impl Engine {
             counterparties,
             segments: Interner::new(),
             lanes: vec![Lane::new(config)],
-            store: WindowStore::new(),
+            store: WindowStore::with_segment_rows(segment_rows),
             pending: BinaryHeap::new(),
             arrivals: 0,
             max_ts: i64::MIN,
@@ -195,6 +246,8 @@ impl Engine {
             keep_near_misses: false,
             near_misses: Vec::new(),
             clock: Clock::Wall,
+            dict_chunk: dictionary_chunk.clamp(1, snapshot::MAX_DICTIONARY_CHUNK),
+            object_names: Mutex::default(),
         }
     }
 
@@ -328,6 +381,64 @@ impl Engine {
         self.release_until(i64::MAX, out);
     }
 
+    /// Seed cooldowns after a rebuild from history, from the alerts that were really raised:
+    /// (account, rule, trigger event time = the alert's `window_end`, epoch ms). For every
+    /// account in the dictionary and behavioural rule, each lane's quiet-until becomes the
+    /// latest given trigger + that account's cooldown for the rule (at least 1 ms, as when
+    /// alerting). `replace`: accounts and rules without a given alert forget their cooldown
+    /// (the rebuild's own alerts were not raised); otherwise cooldowns are only raised.
+    /// Entries of unknown accounts, or of `large_value` (no cooldown), are ignored; returns
+    /// how many were applied.
+    pub fn set_alerted_episodes(&mut self, alerted: &[(String, RuleId, i64)], replace: bool) -> usize {
+        let given: Vec<(AccountId, usize, i64)> = alerted
+            .iter()
+            .filter_map(|(a, r, t)| Some((self.accounts.get(a)?, BEHAVIOURAL.iter().position(|x| x == r)?, *t)))
+            .collect();
+        // Accounts not yet released in a lane get their segment from their first waiting record.
+        let mut first_pending: FxHashMap<AccountId, &Pending> = FxHashMap::default();
+        for Reverse(p) in &self.pending {
+            let e = first_pending.entry(p.account).or_insert(p);
+            if p < *e {
+                *e = p;
+            }
+        }
+        for lane in &mut self.lanes {
+            if replace {
+                for st in &mut lane.states {
+                    st.quiet_until = [i64::MIN; 4];
+                }
+            }
+            for &(account, b, trigger) in &given {
+                let idx = account as usize;
+                let rules = match (lane.states.get(idx), first_pending.get(&account)) {
+                    (Some(st), _) if st.has_segment() => Some(st.rules),
+                    (_, Some(p)) => Some(lane.resolve_rules(p.account_type, p.segment, &self.segments)),
+                    _ => None,
+                };
+                let cooldown = match rules {
+                    Some(i) => cooldown_ms(&lane.resolved[i as usize], b),
+                    // Not seen in any record (cannot happen for a dictionary entry): base values.
+                    None => {
+                        let r = &lane.config.rules;
+                        [
+                            r.scatter_in_concentrated_out.params.cooldown,
+                            r.periodic_batch_small_out.params.cooldown,
+                            r.rapid_pass_through.params.cooldown,
+                            r.structuring.params.cooldown,
+                        ][b]
+                            .ms()
+                    }
+                };
+                if idx >= lane.states.len() {
+                    lane.states.resize_with(idx + 1, AccountState::placeholder);
+                }
+                let q = &mut lane.states[idx].quiet_until[b];
+                *q = (*q).max(trigger.saturating_add(cooldown.max(1)));
+            }
+        }
+        given.len()
+    }
+
     fn admit(&mut self, tx: &Transaction<'_>) -> Pending {
         let account = self.accounts.intern(&tx.account);
         let counterparty = self.counterparties.intern(&tx.counterparty);
@@ -416,40 +527,36 @@ struct Shared<'a> {
 }
 
 impl Lane {
+    /// Index into `resolved` of a segment's parameters (resolved on first use).
+    fn resolve_rules(&mut self, account_type: AccountType, segment: (u32, u32), segments: &Interner) -> u32 {
+        let key = (account_type, segment.0, segment.1);
+        if let Some(&i) = self.resolved_index.get(&key) {
+            return i;
+        }
+        let seg = SegmentKey {
+            account_type,
+            industry: segments.resolve(segment.0),
+            region: segments.resolve(segment.1),
+        };
+        self.resolved.push(self.config.rules.resolve(&seg));
+        let i = (self.resolved.len() - 1) as u32;
+        self.resolved_index.insert(key, i);
+        i
+    }
+
+    fn is_key_sector(&self, industry: &str) -> bool {
+        !industry.is_empty() && self.config.segments.key_sectors.iter().any(|k| k == industry)
+    }
+
     fn state_for(&mut self, p: &Pending, segments: &Interner) -> usize {
         let idx = p.account as usize;
         if idx >= self.states.len() {
-            self.states.resize_with(idx + 1, || AccountState {
-                segment: (u32::MAX, u32::MAX),
-                account_type: AccountType::Personal,
-                rules: 0,
-                key_sector: false,
-                large_value: LargeValueState::default(),
-                batches: BatchTracker::default(),
-                cycles: CycleTracker::default(),
-                collection: CollectionTracker::default(),
-                quiet_until: [i64::MIN; 4],
-            });
+            self.states.resize_with(idx + 1, AccountState::placeholder);
         }
         let st = &self.states[idx];
         if st.segment != p.segment || st.account_type != p.account_type {
-            let key = (p.account_type, p.segment.0, p.segment.1);
-            let rules = match self.resolved_index.get(&key) {
-                Some(&i) => i,
-                None => {
-                    let seg = SegmentKey {
-                        account_type: p.account_type,
-                        industry: segments.resolve(p.segment.0),
-                        region: segments.resolve(p.segment.1),
-                    };
-                    self.resolved.push(self.config.rules.resolve(&seg));
-                    let i = (self.resolved.len() - 1) as u32;
-                    self.resolved_index.insert(key, i);
-                    i
-                }
-            };
-            let industry = segments.resolve(p.segment.0);
-            let key_sector = !industry.is_empty() && self.config.segments.key_sectors.iter().any(|k| k == industry);
+            let rules = self.resolve_rules(p.account_type, p.segment, segments);
+            let key_sector = self.is_key_sector(segments.resolve(p.segment.0));
             let st = &mut self.states[idx];
             st.segment = p.segment;
             st.account_type = p.account_type;

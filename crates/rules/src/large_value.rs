@@ -57,7 +57,7 @@ impl Validate for LargeValueParams {
 }
 
 /// Which reporting line a record counts toward.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum LineKind {
     Cash,
     CorporateTransfer,
@@ -107,9 +107,10 @@ impl LineKind {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct DayTotal {
     day: i32,
+    #[serde(with = "direction_as_bool")]
     direction: Direction,
     kind: LineKind,
     total: Fen,
@@ -118,8 +119,26 @@ struct DayTotal {
     alerted: bool,
 }
 
-/// One account's running day totals.
-#[derive(Debug, Clone, Default)]
+/// `Direction` (a record type without serde) as `true` for out.
+mod direction_as_bool {
+    use fundwatch_record::Direction;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Direction, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bool(*d == Direction::Out)
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Direction, D::Error> {
+        Ok(if bool::deserialize(d)? {
+            Direction::Out
+        } else {
+            Direction::In
+        })
+    }
+}
+
+/// One account's running day totals (serialisable for engine checkpoints, like the other
+/// rules' per-account trackers).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LargeValueState {
     days: Vec<DayTotal>,
     newest_day: i32,

@@ -6,6 +6,9 @@
 //! its pattern, and returns a [`Hit`] with a 0–100 score, the figures that drove the score,
 //! and a sentence an officer can read. Rules are pure functions of the window; deciding which
 //! hits become alerts (confirmation score, one alert per episode, ids) is the engine's job.
+//! The O(1) per-account trackers that gate evaluations are serde types, so the engine can
+//! checkpoint them; their fields are part of that format (changing them means bumping
+//! `fundwatch_engine::SNAPSHOT_FORMAT`).
 
 pub mod config;
 pub mod large_value;

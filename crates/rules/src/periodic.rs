@@ -92,7 +92,7 @@ impl Validate for PeriodicParams {
 }
 
 /// Per-account O(1) follower of the current batch of small outflows.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BatchTracker {
     last_ts: i64,
     count: u32,

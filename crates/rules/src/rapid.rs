@@ -85,7 +85,7 @@ impl Validate for RapidParams {
 /// Per-account incremental copy of the cycle state machine below, O(1) per record: it says
 /// when an outflow closes a cycle and enough cycles lie in the horizon, so the full evaluation
 /// (which rescans the window to score and to gather evidence) runs only then.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CycleTracker {
     open: Option<(i64, Fen, u32, Fen, u8)>, // start, in_sum, in_count, out_sum, payees (capped)
     last_payee: u32,

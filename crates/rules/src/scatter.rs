@@ -113,7 +113,7 @@ impl Validate for ScatterParams {
 /// Per-account O(1) gate. The collection is the inflows since the last sizeable outflow
 /// before the out-window, so the number of inflows since then bounds the distinct payers
 /// from above; with too few, no evaluation is needed.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CollectionTracker {
     inflows: u32,
     /// Sizeable outflows: (event time, inflows counted before it), oldest first; only the

@@ -5,6 +5,9 @@
 //! every distinct account, so both speed and size matter: a hash table of ids over a vector of
 //! inline strings (up to 24 bytes inline, which covers bank account numbers) costs about
 //! 29 bytes per distinct account, and a hit touches the table slot and one string.
+//!
+//! Ids are dense and never reused, so the dictionary is append-only: a checkpoint saves its
+//! names in order ([`Interner::names`]) and [`Interner::from_names`] gives back the same ids.
 
 use std::hash::BuildHasher;
 
@@ -47,6 +50,26 @@ impl Interner {
     pub fn get(&self, s: &str) -> Option<AccountId> {
         let hash = self.hasher.hash_one(s);
         self.table.find(hash, |&id| self.names[id as usize] == s).copied()
+    }
+
+    /// A dictionary whose ids are the positions of `names`; `Err(name)` on a repeated name.
+    pub fn from_names<S: AsRef<str>>(names: impl IntoIterator<Item = S>) -> Result<Interner, String> {
+        let mut i = Interner::new();
+        for n in names {
+            let n = n.as_ref();
+            if i.get(n).is_some() {
+                return Err(n.to_owned());
+            }
+            i.intern(n);
+        }
+        Ok(i)
+    }
+
+    /// Names with ids `range` (clamped to the dictionary).
+    pub fn names(&self, range: std::ops::Range<usize>) -> impl Iterator<Item = &str> + '_ {
+        let end = range.end.min(self.names.len());
+        let start = range.start.min(end);
+        self.names[start..end].iter().map(CompactString::as_str)
     }
 
     pub fn resolve(&self, id: AccountId) -> &str {
@@ -95,5 +118,12 @@ mod tests {
         }
         assert_eq!(i.resolve(i.get("acct777").unwrap()), "acct777");
         assert_eq!(i.len(), 10_004);
+
+        let back = Interner::from_names(i.names(0..i.len())).unwrap();
+        assert_eq!(back.len(), i.len());
+        assert_eq!(back.get("acct777"), i.get("acct777"));
+        assert_eq!(back.resolve(long), i.resolve(long));
+        assert_eq!(i.names(10_002..20_000).count(), 2);
+        assert_eq!(Interner::from_names(["a", "b", "a"]).err(), Some("a".to_owned()));
     }
 }
