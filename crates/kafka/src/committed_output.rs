@@ -14,6 +14,8 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
+use fundwatch_record::parse_rfc3339_ms;
+use fundwatch_rules::RuleId;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError as RdError;
 use rdkafka::message::{BorrowedMessage, Headers};
@@ -34,6 +36,54 @@ pub struct CommittedOutput {
 #[derive(Deserialize)]
 struct AlertId {
     alert_id: String,
+}
+
+/// Which (account, rule) episodes were alerted, from the committed alert topic: what decides
+/// the cooldowns of a partition rebuilt from the input topic without a checkpoint.
+#[derive(Debug, Default)]
+pub struct Episodes {
+    /// (account, rule, trigger event time = the alert's `window_end`) of behavioural alerts.
+    pub alerted: Vec<(String, RuleId, i64)>,
+    /// Every alert partition was read from the requested time (none had deleted records
+    /// after it): the list is the whole truth and replaces what the rebuild inferred.
+    pub complete: bool,
+}
+
+#[derive(Deserialize)]
+struct AlertEpisode {
+    rule: String,
+    account: String,
+    window_end: String,
+}
+
+/// Read the behavioural alerts committed on `alert_topic` since Kafka time `since_ms`.
+pub fn episodes(
+    base: &ClientConfig,
+    alert_topic: &str,
+    since_ms: i64,
+    timeout: Duration,
+) -> Result<Episodes, KafkaError> {
+    let deadline = Instant::now() + timeout;
+    let mut out = Episodes {
+        alerted: Vec::new(),
+        complete: true,
+    };
+    let cut = read_topic_from(base, alert_topic, since_ms, deadline, |msg| {
+        let Some(a) = msg
+            .payload()
+            .and_then(|p| serde_json::from_slice::<AlertEpisode>(p).ok())
+        else {
+            return;
+        };
+        let (Some(rule), Ok(end)) = (RuleId::parse(&a.rule), parse_rfc3339_ms(&a.window_end)) else {
+            return;
+        };
+        if rule != RuleId::LargeValue {
+            out.alerted.push((a.account, rule, end));
+        }
+    })?;
+    out.complete = !cut;
+    Ok(out)
 }
 
 /// Read, as read_committed consumers outside any group, every record with a Kafka
@@ -69,8 +119,20 @@ fn read_topic(
     topic: &str,
     since_ms: i64,
     deadline: Instant,
-    mut each: impl FnMut(&BorrowedMessage<'_>),
+    each: impl FnMut(&BorrowedMessage<'_>),
 ) -> Result<(), KafkaError> {
+    read_topic_from(base, topic, since_ms, deadline, each).map(drop)
+}
+
+/// [`read_topic`]; returns whether retention may have cut the read short: on some partition
+/// the first record at or after `since_ms` is the first one kept (log start above 0).
+fn read_topic_from(
+    base: &ClientConfig,
+    topic: &str,
+    since_ms: i64,
+    deadline: Instant,
+    mut each: impl FnMut(&BorrowedMessage<'_>),
+) -> Result<bool, KafkaError> {
     let left = || deadline.saturating_duration_since(Instant::now());
     let mut cc = base.clone();
     cc.set("isolation.level", "read_committed")
@@ -81,7 +143,7 @@ fn read_topic(
     if cc.get("group.id").is_none() {
         cc.set("group.id", "fundwatch-read-back");
     }
-    let consumer: BaseConsumer = cc.create()?;
+    let consumer: BaseConsumer<QuietEof> = cc.create_with_context(QuietEof)?;
     let md = consumer.fetch_metadata(Some(topic), left())?;
     let mut times = TopicPartitionList::new();
     for t in md.topics() {
@@ -92,15 +154,20 @@ fn read_topic(
     let found = consumer.offsets_for_times(times, left())?;
     let mut assign = TopicPartitionList::new();
     let mut open: HashSet<i32> = HashSet::new();
+    let mut cut = false;
     for el in found.elements() {
         // `End`: nothing at or after `since_ms` on this partition.
         if let Offset::Offset(o) = el.offset() {
             assign.add_partition_offset(topic, el.partition(), Offset::Offset(o))?;
             open.insert(el.partition());
+            if o > 0 {
+                let (low, _) = consumer.fetch_watermarks(topic, el.partition(), left())?;
+                cut |= o <= low;
+            }
         }
     }
     if open.is_empty() {
-        return Ok(());
+        return Ok(cut);
     }
     consumer.assign(&assign)?;
     while !open.is_empty() {
@@ -119,8 +186,23 @@ fn read_topic(
             Some(Err(e)) => return Err(e.into()),
         }
     }
-    Ok(())
+    Ok(cut)
 }
+
+/// A reader's client context: reaching a partition's end is what a read-back waits for, not
+/// an error to log (librdkafka also reports it through the error callback).
+pub(crate) struct QuietEof;
+
+impl rdkafka::ClientContext for QuietEof {
+    fn error(&self, error: RdError, reason: &str) {
+        match error {
+            RdError::Global(rdkafka::types::RDKafkaErrorCode::PartitionEOF) => {}
+            e => tracing::warn!(error = %e, reason, "kafka reader error"),
+        }
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for QuietEof {}
 
 fn dead_letter_source<M: Message>(msg: &M, input_topic: &str) -> Option<(i32, i64)> {
     let headers = msg.headers()?;

@@ -71,6 +71,7 @@ pub fn demo(config: &Config, opts: &DemoOptions, shutdown: Shutdown) -> Result<D
         rate: opts.rate,
         limit: None,
         skip: 0,
+        event_time: false,
     };
     let producer_cfg = cfg.clone();
     let feeder = std::thread::spawn(move || produce(&producer_cfg, &popts));

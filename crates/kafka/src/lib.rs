@@ -40,6 +40,19 @@
 //!    day totals) *including the same held records*, which are still unreleased when emit
 //!    is switched on at C. They are released, and emitted, exactly when the dead engine
 //!    would have released them. Records before O are outside every rule horizon.
+//!    This is the fallback. The normal start is from a checkpoint (8), which makes the state
+//!    exact whatever came before O. The fallback replays the lookback L = max(max_history,
+//!    longest rule horizon, longest cooldown) and does not trust the cooldowns it infers:
+//!    an alert raised before O whose evidence reached back before O cannot be re-derived, so
+//!    the rebuild would miss its cooldown (and raise again inside it) or raise at another
+//!    time (and silence a real alert later). Before going live it reads the behavioural
+//!    alerts committed on the alert topic since the Kafka time of O (less 10 minutes of
+//!    skew) and sets every account's cooldowns from them: quiet until the last alerted
+//!    trigger + cooldown, for each rule. Those alerts are exactly the committed episodes
+//!    of records `< C` (1), so the cooldowns are the dead owner's. When the alert topic's
+//!    retention has deleted alerts that may matter, the read-back only raises cooldowns and
+//!    the service says so; when the input's retention has deleted records the lookback
+//!    needs, it says so in the log, `fundwatch_state_incomplete` and `/readyz`.
 //! 3. Hence the alerts emitted by the new owner after C are exactly the ones the dead owner
 //!    would have emitted after C, and `alert_id` is deterministic: committed(before C) ∪
 //!    emitted(after C) = the uninterrupted stream's alerts, each once. Aborted transactions
@@ -96,12 +109,28 @@
 //!    epoch, which aborts the open transaction and fences the old producer, so nothing the
 //!    abandoned call may still do can commit.
 //!
+//! 8. Checkpoints (`checkpoints.rs`, `service/checkpointing.rs`). At a commit, a partition
+//!    whose state changed and whose `kafka.checkpoint_interval` passed (and every changed one
+//!    at shutdown, revoke and the end of a drained input) has its engine state written to
+//!    the compacted `kafka.state_topic` in the same transaction as its offset K (its offset is
+//!    sent even if unchanged, so KIP-447 fences the checkpoint with it). The checkpoint is
+//!    committed iff K is, and holds the state after records `< K` exactly (commits happen
+//!    between batches). A new owner with committed offset C ≥ K restores it and replays
+//!    `K..C` with emit off: the same records in the same order from the same state give the
+//!    dead owner's state at C, reorder buffer, windows, cooldowns and episodes included, and
+//!    from there 3 applies. Sealed window segments and full dictionary chunks are written
+//!    once (immutable objects); each checkpoint rewrites only the head (open segment and the
+//!    per-account state) and tombstones what is evicted. A checkpoint is not used under
+//!    another config's thresholds, past C, with an object missing or corrupt, or when K is
+//!    below the input's log start: then the rebuild of 2 runs.
+//!
 //! Assumption: Kafka record timestamps of a partition are roughly non-decreasing
 //! (CreateTime set by producers, or LogAppendTime); a record whose Kafka timestamp is much
 //! later than records after it could make the rebuild start too late. Without metadata in
 //! the committed offset (first start, or offsets written by another tool), the rebuild
 //! starts at the beginning of the partition.
 
+mod checkpoints;
 mod client;
 mod committed_output;
 mod demo;

@@ -35,6 +35,14 @@ pub struct Metrics {
     pub ready: IntGauge,
     pub config_reloads: IntCounterVec,
     pub config_info: IntGaugeVec,
+    pub partition_starts: IntCounterVec,
+    pub state_incomplete: IntGaugeVec,
+    pub checkpoints: IntCounterVec,
+    pub checkpoint_bytes: IntCounter,
+    pub checkpoint_seconds: Histogram,
+    /// Why the state may be wrong, by subject (e.g. "partition 3"): `/readyz` answers 503 with
+    /// these while any is set.
+    pub problems: std::sync::Mutex<std::collections::BTreeMap<String, String>>,
 }
 
 fn reg<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, m: T) -> T {
@@ -175,8 +183,61 @@ impl Metrics {
                 "1 for the config_version the service runs (stamped on its alerts)",
                 &["config_version"],
             ),
+            partition_starts: cv(
+                "fundwatch_partition_starts_total",
+                "Partitions taken up, by how their state was built: checkpoint (restored, then the records after it), rebuild (from the input topic's lookback, no usable checkpoint), empty (nothing within the lookback), fresh (nothing committed)",
+                &["from"],
+            ),
+            state_incomplete: gv(
+                "fundwatch_state_incomplete",
+                "1 while a partition's state lacks records the input's retention deleted (see /readyz and the log)",
+                &["partition"],
+            ),
+            checkpoints: cv(
+                "fundwatch_checkpoints_total",
+                "Partition checkpoints written to the state topic, by outcome of their transaction (committed, aborted)",
+                &["outcome"],
+            ),
+            checkpoint_bytes: reg(
+                &r,
+                IntCounter::new(
+                    "fundwatch_checkpoint_bytes_total",
+                    "Bytes of committed checkpoints (new immutable objects, heads, manifests)",
+                )
+                .expect("valid metric"),
+            ),
+            checkpoint_seconds: reg(
+                &r,
+                Histogram::with_opts(
+                    HistogramOpts::new(
+                        "fundwatch_checkpoint_seconds",
+                        "Time to serialise and send one commit's checkpoints (inside its transaction)",
+                    )
+                    .buckets(vec![0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]),
+                )
+                .expect("valid metric"),
+            ),
+            problems: Default::default(),
             registry: r,
         }
+    }
+
+    /// Record (Some) or clear (None) a problem shown by `/readyz`.
+    pub fn set_problem(&self, subject: &str, message: Option<String>) {
+        let mut p = self.problems.lock().unwrap_or_else(|e| e.into_inner());
+        match message {
+            Some(m) => {
+                p.insert(subject.to_owned(), m);
+            }
+            None => {
+                p.remove(subject);
+            }
+        }
+    }
+
+    fn problems_text(&self) -> Option<String> {
+        let p = self.problems.lock().unwrap_or_else(|e| e.into_inner());
+        (!p.is_empty()).then(|| p.values().map(|m| format!("{m}\n")).collect())
     }
 
     pub fn render(&self) -> Vec<u8> {
@@ -220,8 +281,11 @@ impl HttpServer {
                         None => (200, b"ok\n".to_vec(), "text/plain"),
                         Some(why) => (503, format!("{why}\n").into_bytes(), "text/plain"),
                     },
-                    "/readyz" if ready.load(Ordering::Relaxed) => (200, b"ready\n".to_vec(), "text/plain"),
-                    "/readyz" => (503, b"not ready\n".to_vec(), "text/plain"),
+                    "/readyz" => match metrics.problems_text() {
+                        Some(problems) => (503, format!("state incomplete\n{problems}").into_bytes(), "text/plain"),
+                        None if ready.load(Ordering::Relaxed) => (200, b"ready\n".to_vec(), "text/plain"),
+                        None => (503, b"not ready\n".to_vec(), "text/plain"),
+                    },
                     _ => (404, b"not found\n".to_vec(), "text/plain"),
                 };
                 let header = tiny_http::Header::from_bytes(&b"Content-Type"[..], ctype.as_bytes())

@@ -36,6 +36,11 @@ pub struct ProduceOptions {
     /// Skip this many lines first.
     #[arg(long, default_value_t = 0)]
     pub skip: u64,
+    /// Give each record its event time (`ts`) as its Kafka timestamp (CreateTime), as a feed
+    /// replayed from history carries it, instead of the time of producing. The topic then
+    /// needs `retention.ms=-1` (or longer than the stream's age), or the broker deletes it.
+    #[arg(long)]
+    pub event_time: bool,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -69,15 +74,17 @@ impl ProducerContext for DeliveryCount {
     }
 }
 
-/// The Kafka key of a line: its `account` when one can be read, else empty.
-pub fn key_of(line: &[u8]) -> Vec<u8> {
+/// The Kafka key of a line (its `account` when one can be read, else empty) and its event
+/// time, when it decodes.
+fn key_and_time(line: &[u8]) -> (Vec<u8>, Option<i64>) {
     if let Ok(tx) = decode_json(line) {
-        return tx.account.as_bytes().to_vec();
+        return (tx.account.as_bytes().to_vec(), Some(tx.ts_ms));
     }
-    serde_json::from_slice::<serde_json::Value>(line)
+    let key = serde_json::from_slice::<serde_json::Value>(line)
         .ok()
         .and_then(|v| v.get("account").and_then(|a| a.as_str()).map(|s| s.as_bytes().to_vec()))
-        .unwrap_or_default()
+        .unwrap_or_default();
+    (key, None)
 }
 
 /// Produce every line of `opts.input` to the topic (key = account, value = the line).
@@ -128,11 +135,14 @@ pub fn produce(config: &Config, opts: &ProduceOptions) -> Result<ProduceSummary,
                 std::thread::sleep(due - now);
             }
         }
-        let key = key_of(line);
+        let (key, ts) = key_and_time(line);
         if key.is_empty() {
             summary.unkeyed += 1;
         }
         let mut rec = BaseRecord::to(&topic).key(&key[..]).payload(line);
+        if let (true, Some(ts)) = (opts.event_time, ts) {
+            rec = rec.timestamp(ts);
+        }
         loop {
             match producer.send(rec) {
                 Ok(()) => break,

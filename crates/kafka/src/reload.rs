@@ -102,6 +102,11 @@ fn fixed_fields_changed(old: &Config, new: &Config) -> Vec<&'static str> {
         ("kafka.input_topic", a.input_topic != b.input_topic),
         ("kafka.alert_topic", a.alert_topic != b.alert_topic),
         ("kafka.dead_letter_topic", a.dead_letter_topic != b.dead_letter_topic),
+        ("kafka.state_topic", a.state_topic != b.state_topic),
+        (
+            "kafka.checkpoint_interval",
+            a.checkpoint_interval != b.checkpoint_interval,
+        ),
         (
             "kafka.transactional_id_prefix",
             a.transactional_id_prefix != b.transactional_id_prefix,

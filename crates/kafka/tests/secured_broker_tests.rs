@@ -290,6 +290,7 @@ fn missing_password_variable_is_refused_at_start_naming_the_setting() {
         alerts: unique("tls-noenv-alerts"),
         dead: unique("tls-noenv-dead"),
         group: unique("tls-noenv-group"),
+        state: unique("tls-noenv-state"),
     };
     let cfg = secured_config(
         &secured_bootstrap(),

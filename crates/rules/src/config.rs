@@ -182,6 +182,16 @@ pub struct KafkaParams {
     /// Longest time between transaction commits (alerts, dead letters and offsets together).
     /// Range 10ms–60s.
     pub commit_interval: Span,
+    /// Compacted topic holding each partition's engine state (checkpoints), written in the
+    /// same transactions as the alerts and offsets. Created (compacted, as many partitions as
+    /// the input) at start if missing. One topic can serve several groups.
+    pub state_topic: String,
+    /// Longest time between checkpoints of a partition's state; also written at shutdown,
+    /// at the end of a drained input and when partitions are revoked. A restart re-reads only
+    /// what came after its partitions' last checkpoint. "0s" turns checkpoints off: every
+    /// restart then rebuilds from the input topic, which must retain the longest rule horizon
+    /// (see the README). Range 0s or 1s–1h.
+    pub checkpoint_interval: Span,
     /// librdkafka settings passed through as-is (`security.protocol`, `ssl.ca.location`,
     /// `sasl.mechanisms`, `sasl.username`, …). A value `"${NAME}"` is read from the
     /// environment variable NAME at start, so secrets stay out of the file.
@@ -198,6 +208,8 @@ impl Default for KafkaParams {
             dead_letter_topic: "fundwatch-dead-letters".into(),
             transactional_id_prefix: "fundwatch".into(),
             commit_interval: Span(500),
+            state_topic: "fundwatch-state".into(),
+            checkpoint_interval: Span(30_000),
             client: Default::default(),
         }
     }
@@ -212,10 +224,20 @@ impl Validate for KafkaParams {
             ("alert_topic", &self.alert_topic),
             ("dead_letter_topic", &self.dead_letter_topic),
             ("transactional_id_prefix", &self.transactional_id_prefix),
+            ("state_topic", &self.state_topic),
         ] {
             c.require(!v.trim().is_empty(), name, "must not be empty");
         }
         c.span("commit_interval", self.commit_interval, Span(10), Span(60_000));
+        if self.checkpoint_interval != Span(0) {
+            // The message names both allowed forms.
+            if self.checkpoint_interval < Span(1_000) || self.checkpoint_interval > Span(3_600_000) {
+                c.push(
+                    "checkpoint_interval",
+                    format!("{} is out of range (allowed 0s, or 1s to 1h)", self.checkpoint_interval),
+                );
+            }
+        }
     }
 }
 
@@ -666,6 +688,30 @@ impl RulesConfig {
         each(&self.periodic_batch_small_out, |p| p.horizon, &mut upd);
         each(&self.rapid_pass_through, |p| p.horizon, &mut upd);
         each(&self.structuring, |p| p.horizon, &mut upd);
+        h
+    }
+
+    /// The longest cooldown of any behavioural rule (or override): how long an alert keeps
+    /// deciding later ones.
+    pub fn longest_cooldown(&self) -> Span {
+        let mut h = Span(0);
+        let mut upd = |s: Span| h = h.max(s);
+        fn each<P: DeserializeOwned + Serialize + Clone>(
+            sec: &RuleSection<P>,
+            f: impl Fn(&P) -> Span,
+            upd: &mut impl FnMut(Span),
+        ) {
+            upd(f(&sec.params));
+            for i in 0..sec.overrides.len() {
+                if let Ok(p) = sec.apply(&[i]) {
+                    upd(f(&p));
+                }
+            }
+        }
+        each(&self.scatter_in_concentrated_out, |p| p.cooldown, &mut upd);
+        each(&self.periodic_batch_small_out, |p| p.cooldown, &mut upd);
+        each(&self.rapid_pass_through, |p| p.cooldown, &mut upd);
+        each(&self.structuring, |p| p.cooldown, &mut upd);
         h
     }
 }

@@ -12,8 +12,11 @@
 //! - `processing.rs`: one poll batch (`process_batch`: partitions in parallel) and sending its
 //!   alerts and dead letters into the open transaction; the drain-mode flush.
 //! - `assignment.rs`: rebalances: planning where an assigned partition starts and goes live
-//!   (`plan`), `on_assign`/`on_revoke`, the consumer context `Ctx`, the once-a-second `tick`
-//!   and the end-of-input checks.
+//!   (`plan`: from its checkpoint, or rebuilt from the input topic with cooldowns read back
+//!   from the alert topic; retention checked), `on_assign`/`on_revoke`, the consumer context
+//!   `Ctx`, the once-a-second `tick` and the end-of-input checks.
+//! - `checkpointing.rs`: which partitions a commit checkpoints, writing them into its
+//!   transaction, and their bookkeeping once it ends (format: `crate::checkpoints`).
 //! - `transactions.rs`: the producer side: beginning, sending into, committing and aborting
 //!   transactions, sending offsets (bounded against a wedged producer), retries,
 //!   `init_transactions`, the producer context `ProducerCtx`.
@@ -21,6 +24,7 @@
 //!   ending a hung transaction (`abort_hung`, read-back of the committed output), config reload.
 
 mod assignment;
+mod checkpointing;
 mod partition;
 mod pipeline;
 mod processing;
@@ -36,11 +40,12 @@ use fundwatch_engine::Alert;
 use fundwatch_rules::Config;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError as RdError;
-use rdkafka::producer::ThreadedProducer;
+use rdkafka::producer::{Producer, ThreadedProducer};
 use rdkafka::util::Timeout;
 use serde::Serialize;
 use tracing::{error, info, warn};
 
+use crate::checkpoints::Checkpointer;
 use crate::client::{check_connection, check_env, client_config, Role};
 use crate::liveness::{Liveness, Phase, Watchdog};
 use crate::metrics::{HttpServer, Metrics};
@@ -111,6 +116,12 @@ pub struct RunSummary {
     pub config_version: String,
     /// Config reloads by result (applied, refused, unchanged).
     pub config_reloads: BTreeMap<String, u64>,
+    /// Partitions taken up, by how their state was built: checkpoint, rebuild, empty, fresh.
+    pub partition_starts: BTreeMap<String, u64>,
+    /// Partition checkpoints committed, their bytes, and the time spent writing them.
+    pub checkpoints: u64,
+    pub checkpoint_bytes: u64,
+    pub checkpoint_seconds: f64,
 }
 
 /// Most records taken from the consumer's queue per batch.
@@ -226,6 +237,24 @@ impl Service {
             info!(transactional_id = %tid, "transactional producer initialised");
         }
 
+        let checkpoints = if kafka.checkpoint_interval.ms() > 0 {
+            let md = producer.client().fetch_metadata(Some(&kafka.input_topic), op_timeout)?;
+            let input_partitions = md.topics().first().map_or(1, |t| t.partitions().len() as i32);
+            let admin = client_config(&kafka.brokers, &kafka.client, Role::Admin)?;
+            let n = crate::checkpoints::ensure_topic(&admin, &kafka.state_topic, input_partitions, op_timeout)?;
+            info!(topic = %kafka.state_topic, partitions = n, interval = %kafka.checkpoint_interval, "checkpoints on");
+            Some(Checkpointer::new(
+                &kafka.state_topic,
+                n,
+                Duration::from_millis(kafka.checkpoint_interval.ms() as u64),
+                &kafka.group_id,
+                &kafka.input_topic,
+            ))
+        } else {
+            warn!("checkpoints off (kafka.checkpoint_interval = \"0s\"): every restart rebuilds from the input topic");
+            None
+        };
+
         let mut cc = client_config(&kafka.brokers, &kafka.client, Role::Consumer)?;
         cc.set("group.id", &kafka.group_id);
         cc.set("enable.auto.commit", "false");
@@ -276,6 +305,8 @@ impl Service {
                 suspect: false,
             },
             liveness: liveness.clone(),
+            checkpoints,
+            force_checkpoint: false,
         }));
 
         cc.set("isolation.level", "read_committed");
@@ -440,6 +471,7 @@ impl Service {
                 }
                 if p.all_live_at_eof() && last_msg.elapsed() >= idle && !p.needs_reset {
                     p.flush_all();
+                    p.force_checkpoint = true;
                     p.commit(&consumer)?;
                     if !p.needs_reset {
                         stopped_by = "idle";
@@ -455,6 +487,7 @@ impl Service {
             let grace = Duration::from_millis(p_grace(&pipe));
             let mut p = pipe.lock().unwrap_or_else(|e| e.into_inner());
             p.op_timeout = grace;
+            p.force_checkpoint = true;
             p.commit(&consumer)?;
             if p.txn.in_txn {
                 p.abort();

@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 use tracing::info;
 
 use super::pipeline::Pipeline;
+use crate::checkpoints::PartCheckpoint;
+use crate::committed_output::Episodes;
 
 /// Stored with each committed offset (the offset-commit metadata string).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -44,6 +46,24 @@ pub(super) struct Part {
     pub(super) flushes: Vec<i64>,
     pub(super) eof: bool,
     pub(super) replayed: u64,
+    /// What this partition's committed checkpoints hold on the state topic.
+    pub(super) ck: PartCheckpoint,
+    /// Rebuilt from the input topic without a checkpoint: the alerted episodes read back from
+    /// the alert topic, applied as the engine's cooldowns when it goes live.
+    pub(super) seed: Option<std::sync::Arc<Episodes>>,
+    /// State known to be incomplete (the input's retention deleted records the rebuild needed):
+    /// what is missing, and the event time after which nothing depends on it any more.
+    pub(super) gap: Option<Gap>,
+    /// How its state was built when it was taken up (`Start::as_str`).
+    pub(super) started_from: &'static str,
+}
+
+/// State a rebuild could not reconstruct.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Gap {
+    pub(super) message: String,
+    /// Event time (ms) from which the missing records are outside every horizon and cooldown.
+    pub(super) until_ets: i64,
 }
 
 impl Part {
@@ -143,6 +163,10 @@ impl Pipeline {
             flushes: Vec::new(),
             eof: false,
             replayed: 0,
+            ck: PartCheckpoint::default(),
+            seed: None,
+            gap: None,
+            started_from: "fresh",
         }
     }
 
@@ -159,6 +183,12 @@ impl Pipeline {
     pub(super) fn go_live(part: &mut Part, scratch: &mut Vec<Alert>) {
         Self::apply_flushes(part, part.live_from, scratch);
         part.pending_flush.clear();
+        if let Some(seed) = part.seed.take() {
+            // The rebuild saw only the lookback: which episodes were alerted, and so which
+            // cooldowns run, is what the alert topic says (see `committed_output::episodes`).
+            let applied = part.engine.set_alerted_episodes(&seed.alerted, seed.complete);
+            info!(partition = %part.label, applied, replaced = seed.complete, "cooldowns set from the committed alerts");
+        }
         part.engine.set_emit(true);
         part.live = true;
         info!(partition = %part.label, offset = part.live_from, replayed = part.replayed, "partition rebuilt: live");

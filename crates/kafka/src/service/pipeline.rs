@@ -15,6 +15,7 @@ use super::partition::Part;
 use super::recovery::TxnCounts;
 use super::transactions::ProducerCtx;
 use super::{AlertHook, RunSummary, Shutdown};
+use crate::checkpoints::Checkpointer;
 use crate::committed_output::CommittedOutput;
 use crate::liveness::Liveness;
 use crate::metrics::Metrics;
@@ -50,6 +51,11 @@ pub(super) struct Pipeline {
     pub(super) hung: HungRecovery,
     /// The polling loop's beat (for `/healthz`); callbacks and long recoveries beat too.
     pub(super) liveness: Arc<Liveness>,
+    /// Checkpoints on the state topic (None: `kafka.checkpoint_interval = "0s"`).
+    pub(super) checkpoints: Option<Checkpointer>,
+    /// The next commit checkpoints every changed partition, whatever the interval (shutdown,
+    /// revoke, end of a drained input).
+    pub(super) force_checkpoint: bool,
 }
 
 /// The open transaction: whether one is open or failed, what it holds, and when the next

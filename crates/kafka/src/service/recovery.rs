@@ -154,6 +154,11 @@ impl Pipeline {
         };
         let mut seek = TopicPartitionList::new();
         for (p, start, part) in plan {
+            *self
+                .summary
+                .partition_starts
+                .entry(part.started_from.to_owned())
+                .or_default() += 1;
             let start = match start {
                 Offset::Invalid => Offset::Beginning,
                 s => s,

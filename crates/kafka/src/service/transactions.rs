@@ -117,10 +117,12 @@ impl Pipeline {
         }
     }
 
-    pub(super) fn offsets(&self) -> Result<TopicPartitionList, RdError> {
+    /// Offsets to commit: every live partition that moved, and those checkpointed now (so
+    /// that their checkpoint is fenced with them, even when the offset did not move).
+    pub(super) fn offsets(&self, checkpointed: &[i32]) -> Result<TopicPartitionList, RdError> {
         let mut tpl = TopicPartitionList::new();
         for (p, part) in &self.parts {
-            if part.live && part.next_offset >= 0 && part.next_offset > part.committed {
+            if part.live && part.next_offset >= 0 && (part.next_offset > part.committed || checkpointed.contains(p)) {
                 tpl.add_partition_offset(&self.topic, *p, Offset::Offset(part.next_offset))?;
                 if let Some(mut el) = tpl.find_partition(&self.topic, *p) {
                     el.set_metadata(part.meta());
@@ -151,7 +153,9 @@ impl Pipeline {
             // skip its alerts. Nothing is open; the reset re-reads from the committed offsets.
             return Ok(());
         }
-        let tpl = self.offsets()?;
+        let checkpointed = self.due_checkpoints();
+        self.force_checkpoint = false;
+        let tpl = self.offsets(&checkpointed)?;
         if tpl.count() == 0 && !self.txn.in_txn {
             return Ok(());
         }
@@ -166,12 +170,18 @@ impl Pipeline {
             return Ok(());
         }
         let started = Instant::now();
-        let result = if self.transactional {
+        self.write_checkpoints(&checkpointed);
+        let result = if self.txn.txn_failed {
+            Err(KafkaError::Other(
+                "a record of the transaction could not be sent".into(),
+            ))
+        } else if self.transactional {
             self.commit_txn(consumer, &tpl)
         } else {
             self.commit_plain(consumer, &tpl)
         };
         self.summary.commit_seconds += started.elapsed().as_secs_f64();
+        self.checkpoints_ended(&checkpointed, result.is_ok());
         match result {
             Ok(()) => {
                 self.metrics

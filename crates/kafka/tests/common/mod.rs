@@ -73,6 +73,8 @@ pub struct Topics {
     pub alerts: String,
     pub dead: String,
     pub group: String,
+    /// The checkpoint topic (created by the service on start).
+    pub state: String,
 }
 
 pub fn unique(name: &str) -> String {
@@ -84,19 +86,30 @@ pub fn unique(name: &str) -> String {
 }
 
 pub fn create_topics(bootstrap: &str, name: &str, partitions: i32) -> Topics {
+    create_topics_with(bootstrap, name, partitions, &[])
+}
+
+/// [`create_topics`] with topic configs for the input topic (e.g. `retention.ms = -1` for a
+/// stream whose Kafka timestamps are its event times, months old).
+pub fn create_topics_with(bootstrap: &str, name: &str, partitions: i32, input_configs: &[(&str, &str)]) -> Topics {
     let base = unique(name);
     let t = Topics {
         input: format!("{base}-in"),
         alerts: format!("{base}-alerts"),
         dead: format!("{base}-dead"),
         group: format!("{base}-group"),
+        state: format!("{base}-state"),
     };
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .create()
         .unwrap();
+    let mut input = NewTopic::new(&t.input, partitions, TopicReplication::Fixed(1));
+    for (k, v) in input_configs {
+        input = input.set(k, v);
+    }
     let topics = [
-        NewTopic::new(&t.input, partitions, TopicReplication::Fixed(1)),
+        input,
         NewTopic::new(&t.alerts, partitions, TopicReplication::Fixed(1)),
         NewTopic::new(&t.dead, 1, TopicReplication::Fixed(1)),
     ];
@@ -136,6 +149,7 @@ pub fn config(bootstrap: &str, t: &Topics) -> Config {
     c.kafka.input_topic = t.input.clone();
     c.kafka.alert_topic = t.alerts.clone();
     c.kafka.dead_letter_topic = t.dead.clone();
+    c.kafka.state_topic = t.state.clone();
     c.kafka.transactional_id_prefix = "fwt".into();
     c.kafka.commit_interval = fundwatch_rules::Span(200);
     c.kafka
@@ -370,6 +384,26 @@ pub fn produce(c: &Config, input: &Path, rate: Option<f64>) -> fundwatch_kafka::
     let opts = fundwatch_kafka::ProduceOptions {
         input: input.to_owned(),
         rate,
+        ..Default::default()
+    };
+    fundwatch_kafka::produce(c, &opts).expect("produce")
+}
+
+/// Produce with each record's event time as its Kafka timestamp (CreateTime), as a feed
+/// replayed from a core system's history carries it.
+pub fn produce_event_time(
+    c: &Config,
+    input: &Path,
+    rate: Option<f64>,
+    skip: u64,
+    limit: Option<u64>,
+) -> fundwatch_kafka::ProduceSummary {
+    let opts = fundwatch_kafka::ProduceOptions {
+        input: input.to_owned(),
+        event_time: true,
+        rate,
+        skip,
+        limit,
         ..Default::default()
     };
     fundwatch_kafka::produce(c, &opts).expect("produce")
