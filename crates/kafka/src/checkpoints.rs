@@ -287,23 +287,22 @@ impl Checkpointer {
         }
         let mut out: BTreeMap<i32, Stored> = parts.iter().map(|p| (*p, Stored::default())).collect();
         let prefixes: Vec<(i32, String)> = parts.iter().map(|p| (*p, self.part_prefix(*p))).collect();
-        for (sp, _) in by_state {
-            read_partition(reader, &self.topic, sp, deadline, |key, value| {
-                let Some((p, prefix)) = prefixes.iter().find(|(_, pre)| key.starts_with(pre.as_str())) else {
-                    return;
-                };
-                let Some(st) = out.get_mut(p) else { return };
-                let rel = key[prefix.len()..].to_owned();
-                match value {
-                    Some(v) => {
-                        st.values.insert(rel, v.to_vec());
-                    }
-                    None => {
-                        st.values.remove(&rel);
-                    }
+        let state_partitions: Vec<i32> = by_state.keys().copied().collect();
+        read_partitions(reader, &self.topic, &state_partitions, deadline, |key, value| {
+            let Some((p, prefix)) = prefixes.iter().find(|(_, pre)| key.starts_with(pre.as_str())) else {
+                return;
+            };
+            let Some(st) = out.get_mut(p) else { return };
+            let rel = key[prefix.len()..].to_owned();
+            match value {
+                Some(v) => {
+                    st.values.insert(rel, v.to_vec());
                 }
-            })?;
-        }
+                None => {
+                    st.values.remove(&rel);
+                }
+            }
+        })?;
         for (p, st) in out.iter_mut() {
             let prefix = self.part_prefix(*p);
             st.keys = st.values.keys().map(|k| format!("{prefix}{k}")).collect();
@@ -423,12 +422,12 @@ impl Stored {
     }
 }
 
-/// Read one partition of `topic` from its start to its last stable offset, read_committed,
-/// handing each record's key and value (None: tombstone) to `each`.
-fn read_partition(
+/// Read `partitions` of `topic` from their start to their last stable offsets, read_committed,
+/// in one consumer, handing each record's key and value (None: tombstone) to `each`.
+fn read_partitions(
     base: &ClientConfig,
     topic: &str,
-    partition: i32,
+    partitions: &[i32],
     deadline: Instant,
     mut each: impl FnMut(&str, Option<&[u8]>),
 ) -> Result<(), KafkaError> {
@@ -437,23 +436,30 @@ fn read_partition(
     cc.set("isolation.level", "read_committed")
         .set("enable.partition.eof", "true")
         .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "50")
         .set("fetch.max.bytes", "52428800")
         .set("max.partition.fetch.bytes", "8388608");
     if cc.get("group.id").is_none() {
         cc.set("group.id", "fundwatch-state-reader");
     }
     let consumer: BaseConsumer<QuietEof> = cc.create_with_context(QuietEof)?;
-    let (low, high) = consumer.fetch_watermarks(topic, partition, left())?;
-    if high <= low {
+    let mut tpl = TopicPartitionList::new();
+    let mut open = BTreeSet::new();
+    for p in partitions {
+        let (low, high) = consumer.fetch_watermarks(topic, *p, left())?;
+        if high > low {
+            tpl.add_partition_offset(topic, *p, Offset::Beginning)?;
+            open.insert(*p);
+        }
+    }
+    if open.is_empty() {
         return Ok(());
     }
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, partition, Offset::Beginning)?;
     consumer.assign(&tpl)?;
-    loop {
+    while !open.is_empty() {
         if left().is_zero() {
             return Err(KafkaError::Other(format!(
-                "reading checkpoints from {topic} partition {partition}: not at its end in time"
+                "reading checkpoints from {topic}: partitions {open:?} not at their end in time"
             )));
         }
         match consumer.poll(left().min(Duration::from_millis(200))) {
@@ -463,10 +469,13 @@ fn read_partition(
                     each(key, msg.payload());
                 }
             }
-            Some(Err(RdError::PartitionEOF(_))) => return Ok(()),
+            Some(Err(RdError::PartitionEOF(p))) => {
+                open.remove(&p);
+            }
             Some(Err(e)) => return Err(e.into()),
         }
     }
+    Ok(())
 }
 
 /// Make sure the state topic exists (created compacted, with as many partitions as the input,

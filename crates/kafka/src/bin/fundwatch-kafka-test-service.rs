@@ -47,7 +47,7 @@ struct Args {
     latency_idle_ms: u64,
     #[arg(long, default_value_t = 900)]
     latency_timeout_secs: u64,
-    /// Create these topics (NAME:PARTITIONS, replication 1) and exit.
+    /// Create these topics (NAME:PARTITIONS[:key=value…], replication 1) and exit.
     #[arg(long, value_delimiter = ',')]
     create_topics: Vec<String>,
     /// Delete these topics and exit.
@@ -189,17 +189,27 @@ fn admin(config: &Config, create: &[String], delete: &[String]) -> Result<String
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     let mut done = Vec::new();
     if !create.is_empty() {
+        // NAME:PARTITIONS[:key=value…] (topic configs, e.g. retention.ms=-1)
         let mut specs = Vec::new();
         for c in create {
-            let (name, parts) = c.rsplit_once(':').unwrap_or((c.as_str(), "1"));
-            let parts: i32 = parts
-                .parse()
-                .map_err(|_| KafkaError::Other(format!("--create-topics {c}: want NAME:PARTITIONS")))?;
-            specs.push((name, parts));
+            let mut it = c.split(':');
+            let name = it.next().unwrap_or_default();
+            let parts: i32 =
+                it.next().unwrap_or("1").parse().map_err(|_| {
+                    KafkaError::Other(format!("--create-topics {c}: want NAME:PARTITIONS[:key=value…]"))
+                })?;
+            let configs: Vec<(&str, &str)> = it.filter_map(|kv| kv.split_once('=')).collect();
+            specs.push((name, parts, configs));
         }
         let topics: Vec<NewTopic> = specs
             .iter()
-            .map(|(n, p)| NewTopic::new(n, *p, TopicReplication::Fixed(1)))
+            .map(|(n, p, configs)| {
+                configs
+                    .iter()
+                    .fold(NewTopic::new(n, *p, TopicReplication::Fixed(1)), |t, (k, v)| {
+                        t.set(k, v)
+                    })
+            })
             .collect();
         for r in block_on(admin.create_topics(&topics, &opts))? {
             match r {
