@@ -666,52 +666,33 @@ impl RulesConfig {
 
     /// The longest look-back any rule (or override) needs.
     pub fn longest_horizon(&self) -> Span {
-        let mut h = Span::days(2); // large_value keeps a day, plus slack for late records
-        let mut upd = |s: Span| h = h.max(s);
-        fn each<P: DeserializeOwned + Serialize + Clone>(
-            sec: &RuleSection<P>,
-            f: impl Fn(&P) -> Span,
-            upd: &mut impl FnMut(Span),
-        ) {
-            upd(f(&sec.params));
-            for i in 0..sec.overrides.len() {
-                if let Ok(p) = sec.apply(&[i]) {
-                    upd(f(&p));
-                }
-            }
-        }
-        each(
-            &self.scatter_in_concentrated_out,
-            |p| p.horizon.max(p.out_window),
-            &mut upd,
-        );
-        each(&self.periodic_batch_small_out, |p| p.horizon, &mut upd);
-        each(&self.rapid_pass_through, |p| p.horizon, &mut upd);
-        each(&self.structuring, |p| p.horizon, &mut upd);
-        h
+        // large_value keeps a day, plus slack for late records
+        Span::days(2)
+            .max(longest(&self.scatter_in_concentrated_out, |p| {
+                p.horizon.max(p.out_window)
+            }))
+            .max(longest(&self.periodic_batch_small_out, |p| p.horizon))
+            .max(longest(&self.rapid_pass_through, |p| p.horizon))
+            .max(longest(&self.structuring, |p| p.horizon))
     }
 
     /// The longest cooldown of any behavioural rule (or override): how long an alert keeps
     /// deciding later ones.
     pub fn longest_cooldown(&self) -> Span {
-        let mut h = Span(0);
-        let mut upd = |s: Span| h = h.max(s);
-        fn each<P: DeserializeOwned + Serialize + Clone>(
-            sec: &RuleSection<P>,
-            f: impl Fn(&P) -> Span,
-            upd: &mut impl FnMut(Span),
-        ) {
-            upd(f(&sec.params));
-            for i in 0..sec.overrides.len() {
-                if let Ok(p) = sec.apply(&[i]) {
-                    upd(f(&p));
-                }
-            }
-        }
-        each(&self.scatter_in_concentrated_out, |p| p.cooldown, &mut upd);
-        each(&self.periodic_batch_small_out, |p| p.cooldown, &mut upd);
-        each(&self.rapid_pass_through, |p| p.cooldown, &mut upd);
-        each(&self.structuring, |p| p.cooldown, &mut upd);
-        h
+        longest(&self.scatter_in_concentrated_out, |p| p.cooldown)
+            .max(longest(&self.periodic_batch_small_out, |p| p.cooldown))
+            .max(longest(&self.rapid_pass_through, |p| p.cooldown))
+            .max(longest(&self.structuring, |p| p.cooldown))
     }
+}
+
+/// The largest `f` over a rule section's parameters and each of its overrides applied.
+fn longest<P: DeserializeOwned + Serialize + Clone>(sec: &RuleSection<P>, f: impl Fn(&P) -> Span) -> Span {
+    let mut h = f(&sec.params);
+    for i in 0..sec.overrides.len() {
+        if let Ok(p) = sec.apply(&[i]) {
+            h = h.max(f(&p));
+        }
+    }
+    h
 }

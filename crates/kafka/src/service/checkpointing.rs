@@ -2,14 +2,13 @@
 //! commit or abort means for each partition's bookkeeping (the format and the exactly-once
 //! argument are in `crate::checkpoints`; restoring is in `assignment.rs`'s `plan`).
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use rdkafka::error::KafkaError as RdError;
 use rdkafka::producer::BaseRecord;
-use rdkafka::types::RDKafkaErrorCode;
 use tracing::{debug, warn};
 
 use super::pipeline::Pipeline;
+use super::transactions::send_waiting;
 use crate::checkpoints::{At, StoredGap};
 
 impl Pipeline {
@@ -70,19 +69,10 @@ impl Pipeline {
                 if let Some(v) = value {
                     rec = rec.payload(v.as_slice());
                 }
-                loop {
-                    match self.producer.send(rec) {
-                        Ok(()) => break,
-                        Err((RdError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                            rec = r;
-                            std::thread::sleep(Duration::from_millis(2));
-                        }
-                        Err((e, _)) => {
-                            warn!(error = %e, topic = %ck.topic, "checkpoint produce failed: the transaction will be aborted");
-                            self.txn.txn_failed = true;
-                            return;
-                        }
-                    }
+                if let Err(e) = send_waiting(&self.producer, rec) {
+                    warn!(error = %e, topic = %ck.topic, "checkpoint produce failed: the transaction will be aborted");
+                    self.txn.txn_failed = true;
+                    return;
                 }
             }
             debug!(

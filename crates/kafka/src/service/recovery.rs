@@ -8,16 +8,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
-use rdkafka::error::KafkaError as RdError;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
-use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 use tracing::{debug, info, warn};
 
 use super::partition::Part;
 use super::pipeline::Pipeline;
-use super::transactions::{init_transactions, ProducerCtx};
+use super::transactions::{init_transactions, send_waiting, ProducerCtx};
 use crate::committed_output::{self};
 use crate::liveness::Phase;
 use crate::reload::{evaluate, Verdict};
@@ -347,20 +345,11 @@ impl Pipeline {
                 .flat_map(|t| t.partitions().iter().map(|p| p.id()))
                 .collect();
             for p in partitions {
-                let mut rec = BaseRecord::<[u8], [u8]>::to(&topic)
+                let rec = BaseRecord::<[u8], [u8]>::to(&topic)
                     .partition(p)
                     .payload(&[][..])
                     .headers(headers());
-                loop {
-                    match self.producer.send(rec) {
-                        Ok(()) => break,
-                        Err((RdError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                            rec = r;
-                            std::thread::sleep(Duration::from_millis(2));
-                        }
-                        Err((e, _)) => return Err(e.into()),
-                    }
-                }
+                send_waiting(&self.producer, rec)?;
             }
         }
         // Fillers delivered before the offsets are sent: the group's offsets must not be ended

@@ -75,6 +75,23 @@ pub(super) fn requires_abort(e: &RdError) -> bool {
     }
 }
 
+/// Send `rec`, waiting while librdkafka's local queue is full.
+pub(super) fn send_waiting<K: rdkafka::message::ToBytes + ?Sized, P: rdkafka::message::ToBytes + ?Sized>(
+    producer: &ThreadedProducer<ProducerCtx>,
+    mut rec: BaseRecord<'_, K, P>,
+) -> Result<(), RdError> {
+    loop {
+        match producer.send(rec) {
+            Ok(()) => return Ok(()),
+            Err((RdError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                rec = r;
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            Err((e, _)) => return Err(e),
+        }
+    }
+}
+
 impl Pipeline {
     pub(super) fn producer_fatal(&self) -> bool {
         self.producer.client().fatal_error().is_some()
@@ -101,19 +118,9 @@ impl Pipeline {
         if let Some(h) = headers {
             rec = rec.headers(h);
         }
-        loop {
-            match self.producer.send(rec) {
-                Ok(()) => return,
-                Err((RdError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                    rec = r;
-                    std::thread::sleep(Duration::from_millis(2));
-                }
-                Err((e, _)) => {
-                    warn!(error = %e, topic, "produce failed: the transaction will be aborted");
-                    self.txn.txn_failed = true;
-                    return;
-                }
-            }
+        if let Err(e) = send_waiting(&self.producer, rec) {
+            warn!(error = %e, topic, "produce failed: the transaction will be aborted");
+            self.txn.txn_failed = true;
         }
     }
 
