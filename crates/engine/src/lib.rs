@@ -415,20 +415,9 @@ impl Engine {
                     (_, Some(p)) => Some(lane.resolve_rules(p.account_type, p.segment, &self.segments)),
                     _ => None,
                 };
-                let cooldown = match rules {
-                    Some(i) => cooldown_ms(&lane.resolved[i as usize], b),
-                    // Not seen in any record (cannot happen for a dictionary entry): base values.
-                    None => {
-                        let r = &lane.config.rules;
-                        [
-                            r.scatter_in_concentrated_out.params.cooldown,
-                            r.periodic_batch_small_out.params.cooldown,
-                            r.rapid_pass_through.params.cooldown,
-                            r.structuring.params.cooldown,
-                        ][b]
-                            .ms()
-                    }
-                };
+                // Every dictionary account was released (segment set) or is waiting.
+                let Some(rules) = rules else { continue };
+                let cooldown = cooldown_ms(&lane.resolved[rules as usize], b);
                 if idx >= lane.states.len() {
                     lane.states.resize_with(idx + 1, AccountState::placeholder);
                 }

@@ -68,7 +68,7 @@ pub fn episodes(
         alerted: Vec::new(),
         complete: true,
     };
-    let cut = read_topic_from(base, alert_topic, since_ms, deadline, |msg| {
+    let cut = read_topic(base, alert_topic, since_ms, deadline, |msg| {
         let Some(a) = msg
             .payload()
             .and_then(|p| serde_json::from_slice::<AlertEpisode>(p).ok())
@@ -113,20 +113,10 @@ pub fn read(
     Ok(out)
 }
 
-/// One consumer per topic: a partition-EOF event names only the partition.
+/// One consumer per topic: a partition-EOF event names only the partition. Returns whether
+/// retention may have cut the read short: on some partition the first record at or after
+/// `since_ms` is the first one kept (log start above 0).
 fn read_topic(
-    base: &ClientConfig,
-    topic: &str,
-    since_ms: i64,
-    deadline: Instant,
-    each: impl FnMut(&BorrowedMessage<'_>),
-) -> Result<(), KafkaError> {
-    read_topic_from(base, topic, since_ms, deadline, each).map(drop)
-}
-
-/// [`read_topic`]; returns whether retention may have cut the read short: on some partition
-/// the first record at or after `since_ms` is the first one kept (log start above 0).
-fn read_topic_from(
     base: &ClientConfig,
     topic: &str,
     since_ms: i64,

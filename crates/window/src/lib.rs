@@ -351,12 +351,12 @@ pub fn encode_batch(batch: &RecordBatch) -> Vec<u8> {
     write().unwrap_or_else(|e| panic!("encoding a window segment failed: {e}"))
 }
 
-/// The messages (metadata, body) of an IPC stream, framing checked before the Arrow reader
-/// sees them: it allocates what headers and compressed buffers claim, so lengths past the
-/// input (or past what LZ4 can expand to) would abort the process instead of failing.
 /// An IPC message's (metadata, body).
 type Message<'a> = (&'a [u8], &'a [u8]);
 
+/// The messages (metadata, body) of an IPC stream, framing checked before the Arrow reader
+/// sees them: it allocates what headers and compressed buffers claim, so lengths past the
+/// input (or past what LZ4 can expand to) would abort the process instead of failing.
 fn split_messages(bytes: &[u8]) -> Result<Vec<Message<'_>>, RestoreError> {
     let short = || invalid("IPC stream is truncated or has bad lengths");
     let word = |at: usize| -> Result<i32, RestoreError> {

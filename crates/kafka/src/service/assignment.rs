@@ -2,6 +2,7 @@
 //! goes live (rebuild), the rebalance callbacks and the consumer context that runs them, the
 //! once-a-second tick (go-live checks, gauges) and the end-of-input checks of drain mode.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -128,6 +129,8 @@ impl Pipeline {
         // (partition, start offset, part, how, Kafka time from which the rebuild reads)
         let mut out: Vec<(i32, Offset, Part, Start, i64)> = Vec::new();
         let mut times = TopicPartitionList::new();
+        // Each partition's log start (the first offset retention kept).
+        let mut log_starts: BTreeMap<i32, i64> = BTreeMap::new();
         for el in committed.elements() {
             let p = el.partition();
             let mut part = self.new_part(p);
@@ -148,6 +151,7 @@ impl Pipeline {
             part.live = false;
             let meta = serde_json::from_str::<CommitMeta>(el.metadata()).ok();
             let (low, _) = consumer.fetch_watermarks(&self.topic, p, self.op_timeout)?;
+            log_starts.insert(p, low);
             if let Some(st) = stored.remove(&p) {
                 match st.restore(&self.config, c) {
                     Ok(r) if r.manifest.offset < low => warn!(
@@ -235,7 +239,7 @@ impl Pipeline {
                 match el.offset() {
                     Offset::Offset(o) if o < c => {
                         entry.1 = Offset::Offset(o);
-                        let (low, _) = consumer.fetch_watermarks(&self.topic, entry.0, self.op_timeout)?;
+                        let low = log_starts.get(&entry.0).copied().unwrap_or(0);
                         if o <= low && low > 0 {
                             // The first record the lookback wants is the first one kept: older
                             // ones it may also want were deleted by retention.
