@@ -4,7 +4,8 @@
 # event times. A benchmark, not a test: it prints numbers and checks nothing.
 #
 #  1. `fundwatch generate --days DAYS --records RECORDS` into a fresh 4-partition topic with
-#     retention.ms=-1 (`fundwatch produce --event-time`).
+#     retention.ms=-1 and retention.bytes=-1 (`fundwatch produce --event-time`; scripts/kafka.sh
+#     caps partitions at 64 MiB by default).
 #  2. `fundwatch run --exit-when-idle-ms 2000` drains it (checkpoints written at the end).
 #  3. The same instance restarted, caught up: with checkpoints (restore), then with
 #     `checkpoint_interval = "0s"` (rebuild from the input's lookback). For each: records
@@ -42,7 +43,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 bootstrap="$(scripts/kafka.sh start)"
 printf '[kafka]\nbrokers = "%s"\n' "$bootstrap" >"$work/admin.toml"
-"$tsvc" --config "$work/admin.toml" --create-topics "$id-in:4:retention.ms=-1,$id-alerts:4,$id-dead:1" >/dev/null
+"$tsvc" --config "$work/admin.toml" --create-topics "$id-in:4:retention.ms=-1:retention.bytes=-1,$id-alerts:4,$id-dead:1" >/dev/null
 config() { # FILE CHECKPOINT_INTERVAL
   cat >"$1" <<EOF
 [kafka]

@@ -37,8 +37,10 @@ pub struct ProduceOptions {
     #[arg(long, default_value_t = 0)]
     pub skip: u64,
     /// Give each record its event time (`ts`) as its Kafka timestamp (CreateTime), as a feed
-    /// replayed from history carries it, instead of the time of producing. The topic then
-    /// needs `retention.ms=-1` (or longer than the stream's age), or the broker deletes it.
+    /// replayed from history carries it, instead of the time of producing. A line whose time
+    /// cannot be read gets the previous record's, so timestamps stay in stream order. The
+    /// topic then needs `retention.ms=-1` (or longer than the stream's age), or the broker
+    /// deletes it.
     #[arg(long)]
     pub event_time: bool,
 }
@@ -116,6 +118,7 @@ pub fn produce(config: &Config, opts: &ProduceOptions) -> Result<ProduceSummary,
     let started = Instant::now();
     let mut summary = ProduceSummary::default();
     let per = opts.rate.filter(|r| *r > 0.0).map(|r| 1.0 / r);
+    let mut last_ts: Option<i64> = None;
     for (i, line) in reader.split(b'\n').enumerate() {
         let line = line.map_err(|e| KafkaError::Io(opts.input.display().to_string(), e))?;
         if (i as u64) < opts.skip {
@@ -140,8 +143,13 @@ pub fn produce(config: &Config, opts: &ProduceOptions) -> Result<ProduceSummary,
             summary.unkeyed += 1;
         }
         let mut rec = BaseRecord::to(&topic).key(&key[..]).payload(line);
-        if let (true, Some(ts)) = (opts.event_time, ts) {
-            rec = rec.timestamp(ts);
+        if opts.event_time {
+            // Not "now" for an unreadable line: one record stamped months after its
+            // neighbours would make the service's rebuilds start at it.
+            last_ts = ts.or(last_ts);
+            if let Some(ts) = last_ts {
+                rec = rec.timestamp(ts);
+            }
         }
         loop {
             match producer.send(rec) {
