@@ -236,25 +236,33 @@ impl Pipeline {
                     continue;
                 };
                 let c = entry.2.committed;
+                let low = log_starts.get(&entry.0).copied().unwrap_or(0);
+                let target = targets.iter().find(|t| t.0 == entry.0).map(|t| t.1);
                 match el.offset() {
                     Offset::Offset(o) if o < c => {
                         entry.1 = Offset::Offset(o);
-                        let low = log_starts.get(&entry.0).copied().unwrap_or(0);
                         if o <= low && low > 0 {
                             // The first record the lookback wants is the first one kept: older
                             // ones it may also want were deleted by retention.
-                            let target = targets.iter().find(|t| t.0 == entry.0).map(|t| t.1);
                             entry.2.gap = Some(self.gap(entry.0, low, target, Some(entry.2.ets)));
                         }
                     }
-                    Offset::Offset(_) | Offset::End => {
-                        // Nothing within the lookback before C: an empty engine is the state.
+                    Offset::Offset(_) => {
+                        // Every record before C is older than the lookback: an empty engine is
+                        // the state.
                         entry.1 = Offset::Offset(c);
                         entry.2.live = true;
                         entry.2.pending_flush.clear();
                         entry.3 = Start::Empty;
                     }
-                    _ => {}
+                    _ => {
+                        // No offset for the time (End: seen right after records were deleted,
+                        // although later ones are there): rebuild from the log start.
+                        entry.1 = Offset::Beginning;
+                        if low > 0 {
+                            entry.2.gap = Some(self.gap(entry.0, low, target, Some(entry.2.ets)));
+                        }
+                    }
                 }
             }
         }
