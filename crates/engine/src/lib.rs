@@ -703,17 +703,12 @@ fn alert_id(version: &str, rule: RuleId, account: &str, tx_id: &str, episode: Op
     format!("{:032x}", xxhash_rust::xxh3::xxh3_128(key.as_bytes()))
 }
 
-/// The config's own `version`, or a hash of the effective thresholds (engine, memo, segment
-/// and rule sections: where the service connects to does not change what it detects).
+/// The config's own `version`, or a hash of the effective thresholds
+/// ([`Config::thresholds_toml`]: where the service connects to does not change what it detects).
 pub fn config_version(cfg: &Config) -> String {
     if !cfg.version.trim().is_empty() {
         return cfg.version.trim().to_owned();
     }
-    let thresholds = Config {
-        kafka: Default::default(),
-        service: Default::default(),
-        ..cfg.clone()
-    };
-    let canonical = thresholds.to_toml();
+    let canonical = cfg.thresholds_toml();
     format!("cfg-{:012x}", xxhash_rust::xxh3::xxh3_64(canonical.as_bytes()) >> 16)
 }

@@ -227,13 +227,7 @@ impl Engine {
     /// `[segments]` and `[rules]` sections (not `version`, `[kafka]` or `[service]`) and
     /// [`SNAPSHOT_FORMAT`]. A checkpoint restores only under a config with the same one.
     pub fn state_fingerprint(config: &Config) -> u64 {
-        let thresholds = Config {
-            version: String::new(),
-            kafka: Default::default(),
-            service: Default::default(),
-            ..config.clone()
-        };
-        let text = format!("fundwatch engine state {SNAPSHOT_FORMAT}\n{}", thresholds.to_toml());
+        let text = format!("fundwatch engine state {SNAPSHOT_FORMAT}\n{}", config.thresholds_toml());
         xxh3_64(text.as_bytes())
     }
 

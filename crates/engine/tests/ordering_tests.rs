@@ -120,6 +120,8 @@ fn alert_ids_are_deterministic_and_follow_the_config() {
     // Where the service connects does not change the thresholds' version; a threshold does.
     let mut elsewhere = Config::default();
     elsewhere.kafka.brokers = "kafka-1.bank.internal:9093".into();
+    elsewhere.kafka.checkpoint_interval = fundwatch_rules::Span(0);
+    elsewhere.service.listen = "0.0.0.0:9898".into();
     assert_eq!(fundwatch_engine::config_version(&elsewhere), a[0].config_version);
     let mut tighter = Config::default();
     tighter.rules.structuring.params.min_events = 4;

@@ -160,6 +160,26 @@ impl Config {
     pub fn to_toml(&self) -> String {
         toml::to_string(self).unwrap_or_default()
     }
+
+    /// The canonical TOML of what decides detection: `[engine]`, `[memo]`, `[segments]` and
+    /// `[rules]`, without `version`, `[kafka]` or `[service]`, so that where the service
+    /// connects to (or a new operational setting) never changes what is hashed from it.
+    pub fn thresholds_toml(&self) -> String {
+        #[derive(Serialize)]
+        struct Thresholds<'a> {
+            engine: &'a EngineParams,
+            memo: &'a MemoKeywords,
+            segments: &'a SegmentParams,
+            rules: &'a RulesConfig,
+        }
+        toml::to_string(&Thresholds {
+            engine: &self.engine,
+            memo: &self.memo,
+            segments: &self.segments,
+            rules: &self.rules,
+        })
+        .unwrap_or_default()
+    }
 }
 
 /// `[kafka]`: where `fundwatch run` reads and writes. Plain data here; the Kafka crate
