@@ -51,6 +51,18 @@ enum Command {
         /// what a lower threshold would add.
         #[arg(long)]
         near_misses: Option<PathBuf>,
+        /// Also link accounts into schemes and write every version of every case here
+        /// (JSON Lines; keep the last version per case_id). Alerts a link confirms go to
+        /// --alerts with the others.
+        #[arg(long)]
+        cases: Option<PathBuf>,
+        /// Also write the account traces the linking stage reads (JSON Lines).
+        #[arg(long)]
+        traces: Option<PathBuf>,
+        /// With [routing] in the config: one JSON Lines file per office topic in this
+        /// directory (alerts, cases and notices of the regions it serves).
+        #[arg(long)]
+        route_dir: Option<PathBuf>,
         /// Also write the summary as JSON here.
         #[arg(long)]
         summary_json: Option<PathBuf>,
@@ -186,6 +198,9 @@ fn run(cmd: Command) -> Result<()> {
             alerts,
             dead_letter,
             near_misses,
+            cases,
+            traces,
+            route_dir,
             summary_json,
             decode_baseline,
             no_progress,
@@ -207,6 +222,9 @@ fn run(cmd: Command) -> Result<()> {
                 dead_letter,
                 near_misses,
                 config,
+                cases,
+                traces,
+                route_dir,
                 progress: !no_progress,
                 clock,
             };

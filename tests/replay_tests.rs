@@ -26,6 +26,9 @@ fn run(input: &Path, dir: &Path) -> (Vec<Alert>, ReplaySummary, Vec<serde_json::
         dead_letter: Some(dead.clone()),
         near_misses: None,
         config: Arc::new(Config::default()),
+        cases: None,
+        traces: None,
+        route_dir: None,
         progress: false,
         clock: Clock::Fixed(0),
     })

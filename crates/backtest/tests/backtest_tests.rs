@@ -66,6 +66,9 @@ fn backtest_figures_equal_replay_of_the_same_stream_and_config() {
         dead_letter: None,
         near_misses: None,
         config: cfg.clone(),
+        cases: None,
+        traces: None,
+        route_dir: None,
         progress: false,
         clock: CLOCK,
     })

@@ -15,6 +15,7 @@
 
 mod alert;
 mod snapshot;
+pub mod trace;
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -37,6 +38,7 @@ use serde_json::Value;
 
 pub use alert::Alert;
 pub use snapshot::{Checkpoint, SnapshotError, DICTIONARY_CHUNK, SNAPSHOT_FORMAT};
+pub use trace::{AccountTrace, Flow, MemberSet, RoleFinding};
 
 /// Counters an operator or a summary reads.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -211,6 +213,10 @@ pub struct Engine {
     emit: bool,
     keep_near_misses: bool,
     near_misses: Vec<Alert>,
+    /// Keep ledgers of accounts in play and emit their traces (the case-linking stage's input).
+    tracing: bool,
+    traces: trace::Traces,
+    traces_out: Vec<AccountTrace>,
     clock: Clock,
     /// Names per checkpoint object of the dictionaries.
     dict_chunk: usize,
@@ -245,6 +251,9 @@ impl Engine {
             emit: true,
             keep_near_misses: false,
             near_misses: Vec::new(),
+            tracing: false,
+            traces: trace::Traces::default(),
+            traces_out: Vec::new(),
             clock: Clock::Wall,
             dict_chunk: dictionary_chunk.clamp(1, snapshot::MAX_DICTIONARY_CHUNK),
             object_names: Mutex::default(),
@@ -322,6 +331,28 @@ impl Engine {
         self.keep_near_misses = keep;
     }
 
+    /// Keep ledgers of the accounts rules find in play and emit [`AccountTrace`]s for the
+    /// case-linking stage ([`Engine::take_traces`]). Set before the first record (ledgers
+    /// start from the window, so a late start still measures held history). Traces are
+    /// emitted only while [`Engine::set_emit`] is on; the ledgers are kept either way.
+    pub fn enable_traces(&mut self, on: bool) {
+        self.tracing = on;
+    }
+
+    pub fn traces_enabled(&self) -> bool {
+        self.tracing
+    }
+
+    /// Traces emitted since the last call, in the order their records were released.
+    pub fn take_traces(&mut self) -> Vec<AccountTrace> {
+        std::mem::take(&mut self.traces_out)
+    }
+
+    /// Accounts in play (with a ledger).
+    pub fn traced_accounts(&self) -> usize {
+        self.traces.ledgers()
+    }
+
     /// Near misses gathered since the last call.
     pub fn take_near_misses(&mut self) -> Vec<Alert> {
         std::mem::take(&mut self.near_misses)
@@ -350,7 +381,8 @@ impl Engine {
                 .lanes
                 .iter()
                 .map(|l| l.states.capacity() * std::mem::size_of::<AccountState>())
-                .sum::<usize>();
+                .sum::<usize>()
+            + self.traces.heap_bytes();
         (self.store.held_rows(), bytes)
     }
 
@@ -468,6 +500,9 @@ impl Engine {
             // Whole segments past the longest horizon go; cheap when there are none.
             let keep = self.lanes[0].config.engine.max_history.ms();
             self.store.evict_before(self.released_up_to.saturating_sub(keep));
+            if self.tracing {
+                self.traces.expire(self.released_up_to, keep);
+            }
         }
     }
 
@@ -484,6 +519,8 @@ impl Engine {
             },
         );
         let trigger = self.store.row(seq);
+        let mut notes: Vec<trace::Note> = Vec::new();
+        let mut batch = false;
         let shared = Shared {
             store: &self.store,
             accounts: &self.accounts,
@@ -495,11 +532,33 @@ impl Engine {
         for (i, lane) in self.lanes.iter_mut().enumerate() {
             if i == 0 {
                 let near = self.keep_near_misses.then_some(&mut self.near_misses);
-                lane.release(&shared, &p, &trigger, out, near);
+                let notes = self.tracing.then_some(&mut notes);
+                batch = lane.release(&shared, &p, &trigger, out, near, notes);
             } else {
                 let mut buf = std::mem::take(&mut lane.alerts);
-                lane.release(&shared, &p, &trigger, &mut buf, None);
+                lane.release(&shared, &p, &trigger, &mut buf, None, None);
                 lane.alerts = buf;
+            }
+        }
+        if self.tracing {
+            let lane = &self.lanes[0];
+            let config = &lane.config;
+            let cx = trace::TraceCtx {
+                counterparties: &self.counterparties,
+                account: p.account,
+                account_name: self.accounts.resolve(p.account),
+                region: self.segments.resolve(p.segment.1),
+                config_version: &lane.config_version,
+                max_payment: config.rules.periodic_batch_small_out.params.max_payment.fen(),
+                max_history_ms: config.engine.max_history.ms(),
+                cash: 0,
+            };
+            let store = &self.store;
+            let emitted = self.traces.observe(&cx, &trigger, &p.tx_id, &notes, batch, || {
+                store.rows(p.account).collect()
+            });
+            if let (Some(t), true) = (emitted, self.emit) {
+                self.traces_out.push(t);
             }
         }
     }
@@ -562,7 +621,8 @@ impl Lane {
         trigger: &fundwatch_window::Row,
         out: &mut Vec<Alert>,
         near: Option<&mut Vec<Alert>>,
-    ) {
+        notes: Option<&mut Vec<trace::Note>>,
+    ) -> bool {
         let trigger = *trigger;
         let idx = self.state_for(p, sh.segments);
         let st = &mut self.states[idx];
@@ -586,6 +646,7 @@ impl Lane {
         // Rules in an alerted episode still evaluate, so a continuing pattern is counted
         // (as suppressed) rather than invisible.
         let mut evals = [0u64; 5];
+        let mut batch = false;
         let cycle_closed = st.cycles.observe(&trigger, &params.rapid);
         let collection_due = st.collection.observe(&trigger, &params.scatter);
         if structuring::may_complete(&ctx, p.account_type, &params.structuring, lv) {
@@ -602,6 +663,7 @@ impl Lane {
                 hits.extend(rapid::evaluate(&ctx, &params.rapid));
             }
             if st.batches.observe(&trigger, &params.periodic) {
+                batch = true;
                 evals[rule_index(RuleId::PeriodicBatchSmallOut)] += 1;
                 hits.extend(periodic::evaluate(&ctx, &params.periodic));
             }
@@ -610,13 +672,31 @@ impl Lane {
             *total += n;
         }
         if hits.is_empty() {
-            return;
+            return batch;
         }
         let tx_id = p.tx_id.to_string();
         let mut near = near;
+        let mut notes = notes;
         for hit in hits {
-            self.confirm(sh, hit, idx, p, &tx_id, out, near.as_deref_mut());
+            let note = notes
+                .is_some()
+                .then(|| trace_role(hit.rule))
+                .flatten()
+                .map(|role| trace::Note {
+                    role,
+                    score: hit.score,
+                    alert_id: None,
+                    window_start_ms: hit.window_start_ms,
+                    summary: hit.summary.clone(),
+                    evidence: serde_json::to_string(&hit.evidence).unwrap_or_default(),
+                });
+            let alerted = self.confirm(sh, hit, idx, p, &tx_id, out, near.as_deref_mut());
+            if let (Some(notes), Some(mut note)) = (notes.as_deref_mut(), note) {
+                note.alert_id = alerted;
+                notes.push(note);
+            }
         }
+        batch
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -629,7 +709,7 @@ impl Lane {
         tx_id: &str,
         out: &mut Vec<Alert>,
         near: Option<&mut Vec<Alert>>,
-    ) {
+    ) -> Option<String> {
         let ri = rule_index(hit.rule);
         let st = &mut self.states[idx];
         let params = &self.resolved[st.rules as usize];
@@ -645,21 +725,32 @@ impl Lane {
             if let (Some(near), true) = (near, sh.emit) {
                 near.push(self.make_alert(sh, hit, p, tx_id));
             }
-            return;
+            return None;
         }
         if let Some(b) = BEHAVIOURAL.iter().position(|r| *r == hit.rule) {
             // One alert per episode: the pattern continuing within the cooldown is the same case.
             if p.ts_ms < st.quiet_until[b] {
                 self.stats.suppressed[ri] += 1;
-                return;
+                return None;
             }
             st.quiet_until[b] = p.ts_ms.saturating_add(cooldown.ms().max(1));
         }
         self.stats.alerts[ri] += 1;
         if !sh.emit {
-            return;
+            // The alert was raised before (a rebuild): its id is what a ledger records.
+            let account = sh.accounts.resolve(p.account);
+            return Some(alert_id(
+                &self.config_version,
+                hit.rule,
+                account,
+                tx_id,
+                hit.episode.as_deref(),
+            ));
         }
-        out.push(self.make_alert(sh, hit, p, tx_id));
+        let alert = self.make_alert(sh, hit, p, tx_id);
+        let id = alert.alert_id.clone();
+        out.push(alert);
+        Some(id)
     }
 
     fn make_alert(&self, sh: &Shared<'_>, hit: Hit, p: &Pending, tx_id: &str) -> Alert {
@@ -691,6 +782,28 @@ impl Lane {
             config_version: self.config_version.clone(),
         }
     }
+}
+
+/// The role a behavioural rule's finding gives an account in a scheme.
+fn trace_role(rule: RuleId) -> Option<trace::Role> {
+    match rule {
+        RuleId::ScatterInConcentratedOut => Some(trace::Role::Collector),
+        RuleId::PeriodicBatchSmallOut => Some(trace::Role::Payout),
+        RuleId::RapidPassThrough => Some(trace::Role::PassThrough),
+        _ => None,
+    }
+}
+
+/// The id the linking stage gives a `periodic_batch_small_out` alert it confirms by a link
+/// (the payout episode's first finding identifies it, however late the link is made).
+pub fn linked_alert_id(config_version: &str, account: &str, first_tx: &str) -> String {
+    alert_id(
+        config_version,
+        RuleId::PeriodicBatchSmallOut,
+        account,
+        first_tx,
+        Some("linked"),
+    )
 }
 
 /// Stable 128-bit hash of what identifies an alert, as 32 hex digits.

@@ -31,12 +31,13 @@ use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::xxh3_64;
 
+use crate::trace::Traces;
 use crate::{AccountState, Clock, Engine, EngineStats, Lane, Pending};
 
 /// Version of the checkpoint format; part of [`Engine::state_fingerprint`]. postcard is not
 /// self-describing: any change to the head's types below or to the rule trackers' fields
 /// must bump it (old checkpoints are then refused, and the service rebuilds from history).
-pub const SNAPSHOT_FORMAT: u32 = 1;
+pub const SNAPSHOT_FORMAT: u32 = 2;
 /// Dictionary names per immutable object: small enough that the tails in the head stay
 /// small (≤ ~80 KB each), large enough that a million names are a few hundred objects.
 pub const DICTIONARY_CHUNK: usize = 1 << 12;
@@ -107,6 +108,8 @@ struct Head<'a> {
     max_ts: i64,
     released_up_to: i64,
     lanes: Vec<LaneHead<'a>>,
+    /// Ledgers of accounts in play (format 2).
+    traces: Cow<'a, Traces>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -352,6 +355,7 @@ impl Engine {
                         .collect(),
                 })
                 .collect(),
+            traces: Cow::Borrowed(&self.traces),
         };
         let payload = encode(&head);
         let packed = lz4_flex::block::compress(&payload);
@@ -557,6 +561,9 @@ impl Engine {
             emit: true,
             keep_near_misses: false,
             near_misses: Vec::new(),
+            tracing: false,
+            traces: h.traces.into_owned(),
+            traces_out: Vec::new(),
             clock: Clock::Wall,
             dict_chunk: chunk,
             object_names: Mutex::new(cache),

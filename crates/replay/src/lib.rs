@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use fundwatch_cases::{route_alert, route_case, CaseRecord, Linker, LinkerStats, Routed};
 use fundwatch_engine::{Alert, Clock, Engine, EngineStats};
 use fundwatch_rules::{Config, RuleId};
 use serde::Serialize;
@@ -41,6 +42,14 @@ pub struct ReplayOptions {
     /// Hits that scored below confirmation, as alert records (for tuning).
     pub near_misses: Option<PathBuf>,
     pub config: Arc<Config>,
+    /// Case records (every version, in order), from the linking stage over the engine's
+    /// account traces.
+    pub cases: Option<PathBuf>,
+    /// The account traces themselves (what the Kafka service writes to its trace topic).
+    pub traces: Option<PathBuf>,
+    /// One JSON Lines file per office topic of `[routing]` (`DIR/<topic>.jsonl`): alerts,
+    /// cases and notices for the regions it serves.
+    pub route_dir: Option<PathBuf>,
     /// Show a progress bar (only drawn when stderr is a terminal).
     pub progress: bool,
     pub clock: Clock,
@@ -67,6 +76,19 @@ pub struct ReplaySummary {
     pub held_rows_at_end: u64,
     pub window_state_bytes_at_end: usize,
     pub config_version: String,
+    /// With `--cases`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cases: Option<CasesSummary>,
+}
+
+/// What the linking stage did in a replay.
+#[derive(Debug, Clone, Serialize)]
+pub struct CasesSummary {
+    pub open_cases: u64,
+    pub open_by_severity: BTreeMap<String, u64>,
+    /// Accounts in play (traced) at the end.
+    pub traced_accounts_at_end: u64,
+    pub linker: LinkerStats,
 }
 
 impl std::fmt::Display for ReplaySummary {
@@ -87,6 +109,22 @@ impl std::fmt::Display for ReplaySummary {
         )?;
         for (rule, n) in &self.alerts_by_rule {
             writeln!(f, "    {rule:<30} {n:>8}")?;
+        }
+        if let Some(c) = &self.cases {
+            let sev: Vec<String> = c.open_by_severity.iter().map(|(k, n)| format!("{k} {n}")).collect();
+            writeln!(
+                f,
+                "  cases          {:>12}   ({}; {} versions; {} alerts raised by a link; {} traces)",
+                c.open_cases,
+                if sev.is_empty() {
+                    "none".to_owned()
+                } else {
+                    sev.join(", ")
+                },
+                c.linker.case_versions,
+                c.linker.linked_alerts,
+                c.linker.traces
+            )?;
         }
         writeln!(
             f,
@@ -141,6 +179,12 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
     let mut engine = Engine::new(opts.config.clone());
     engine.set_clock(opts.clock);
     engine.keep_near_misses(opts.near_misses.is_some());
+    let linking = opts.cases.is_some() || opts.traces.is_some() || opts.route_dir.is_some();
+    engine.enable_traces(linking);
+    let mut cases = linking.then(|| CaseStage::new(opts));
+    if let Some(c) = cases.as_mut() {
+        c.open()?;
+    }
     let mut near_out = opts.near_misses.as_deref().map(create).transpose()?;
     let mut alerts_out = create(&opts.alerts)?;
     let mut dead_out = opts.dead_letter.as_deref().map(create).transpose()?;
@@ -170,6 +214,9 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
             match item {
                 Item::Record(tx) => {
                     engine.process(&tx, &mut alerts);
+                    if let Some(c) = cases.as_mut() {
+                        c.step(&mut engine, &mut alerts, &mut write_err);
+                    }
                     if !alerts.is_empty() {
                         emit(&mut alerts, &mut write_err);
                     }
@@ -208,6 +255,9 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
         },
     )?;
     engine.flush(&mut alerts);
+    if let Some(c) = cases.as_mut() {
+        c.step(&mut engine, &mut alerts, &mut write_err);
+    }
     emit(&mut alerts, &mut write_err);
     if let Some(mut out) = near_out {
         for a in engine.take_near_misses() {
@@ -229,8 +279,12 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
     if let Some(b) = bar {
         b.finish_and_clear();
     }
+    let cases_summary = match cases {
+        Some(c) => Some(c.finish(&engine)?),
+        None => None,
+    };
     let elapsed = start.elapsed();
-    Ok(summarise(
+    let mut summary = summarise(
         opts,
         engine.stats(),
         &engine,
@@ -238,7 +292,136 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
         rejected,
         rejected_by_reason,
         elapsed,
-    ))
+    );
+    if let Some(c) = cases_summary {
+        // Alerts a link raised are in the alert file too.
+        summary.alerts += c.linker.linked_alerts;
+        *summary
+            .alerts_by_rule
+            .entry(RuleId::PeriodicBatchSmallOut.as_str().to_owned())
+            .or_default() += c.linker.linked_alerts;
+        summary.cases = Some(c);
+    }
+    Ok(summary)
+}
+
+/// The linking stage of a replay and its files.
+struct CaseStage<'o> {
+    opts: &'o ReplayOptions,
+    linker: Linker,
+    cases: Option<BufWriter<File>>,
+    traces: Option<BufWriter<File>>,
+    routes: BTreeMap<String, BufWriter<File>>,
+}
+
+impl<'o> CaseStage<'o> {
+    fn new(opts: &'o ReplayOptions) -> CaseStage<'o> {
+        let mut linker = Linker::new(opts.config.cases.clone());
+        linker.set_clock(opts.clock);
+        CaseStage {
+            opts,
+            linker,
+            cases: None,
+            traces: None,
+            routes: BTreeMap::new(),
+        }
+    }
+
+    fn open(&mut self) -> Result<(), ReplayError> {
+        self.cases = self.opts.cases.as_deref().map(create).transpose()?;
+        self.traces = self.opts.traces.as_deref().map(create).transpose()?;
+        if let Some(dir) = &self.opts.route_dir {
+            std::fs::create_dir_all(dir).map_err(|e| ReplayError::Write(dir.display().to_string(), e))?;
+        }
+        Ok(())
+    }
+
+    /// Feed the engine's new traces to the linker; its alerts join `alerts`.
+    fn step(&mut self, engine: &mut Engine, alerts: &mut Vec<Alert>, err: &mut Option<ReplayError>) {
+        let traces = engine.take_traces();
+        if traces.is_empty() {
+            self.route_alerts(alerts, err);
+            return;
+        }
+        for t in traces {
+            if let Some(out) = self.traces.as_mut() {
+                if let Err(e) = write_line(out, &t) {
+                    err.get_or_insert(ReplayError::Write("trace file".into(), e));
+                }
+            }
+            self.linker.apply(t);
+        }
+        alerts.extend(self.linker.take_alerts());
+        self.route_alerts(alerts, err);
+        for c in self.linker.take_cases() {
+            self.write_case(&c, err);
+        }
+    }
+
+    fn route_alerts(&mut self, alerts: &[Alert], err: &mut Option<ReplayError>) {
+        if self.opts.route_dir.is_none() || self.opts.config.routing.is_empty() {
+            return;
+        }
+        for a in alerts {
+            if let Some(r) = route_alert(&self.opts.config.routing, a) {
+                self.write_routed(r, err);
+            }
+        }
+    }
+
+    fn write_case(&mut self, c: &CaseRecord, err: &mut Option<ReplayError>) {
+        if let Some(out) = self.cases.as_mut() {
+            if let Err(e) = write_line(out, c) {
+                err.get_or_insert(ReplayError::Write("case file".into(), e));
+            }
+        }
+        if self.opts.route_dir.is_some() {
+            for r in route_case(&self.opts.config.routing, c) {
+                self.write_routed(r, err);
+            }
+        }
+    }
+
+    fn write_routed(&mut self, r: Routed, err: &mut Option<ReplayError>) {
+        let Some(dir) = &self.opts.route_dir else { return };
+        let out = match self.routes.get_mut(&r.topic) {
+            Some(o) => o,
+            None => match create(&dir.join(format!("{}.jsonl", r.topic))) {
+                Ok(o) => self.routes.entry(r.topic.clone()).or_insert(o),
+                Err(e) => {
+                    err.get_or_insert(e);
+                    return;
+                }
+            },
+        };
+        let res = out.write_all(r.value.as_bytes()).and_then(|_| out.write_all(b"\n"));
+        if let Err(e) = res {
+            err.get_or_insert(ReplayError::Write(format!("office file {}", r.topic), e));
+        }
+    }
+
+    fn finish(mut self, engine: &Engine) -> Result<CasesSummary, ReplayError> {
+        for (name, out) in [("case file", self.cases.as_mut()), ("trace file", self.traces.as_mut())] {
+            if let Some(o) = out {
+                o.flush().map_err(|e| ReplayError::Write(name.into(), e))?;
+            }
+        }
+        for (topic, o) in &mut self.routes {
+            o.flush()
+                .map_err(|e| ReplayError::Write(format!("office file {topic}"), e))?;
+        }
+        let mut by: BTreeMap<String, u64> = BTreeMap::new();
+        for c in self.linker.open_cases() {
+            *by.entry(c.severity.clone()).or_default() += 1;
+        }
+        let stats = self.linker.stats();
+        Ok(CasesSummary {
+            open_cases: stats.open_cases,
+            open_by_severity: by,
+            traced_accounts_at_end: engine.traced_accounts() as u64,
+            linker: stats,
+        })
+    }
 }
 
 fn summarise(
@@ -270,6 +453,7 @@ fn summarise(
         held_rows_at_end: held,
         window_state_bytes_at_end: bytes,
         config_version: engine.config_version().to_owned(),
+        cases: None,
     }
 }
 

@@ -112,6 +112,10 @@ pub struct Config {
     pub kafka: KafkaParams,
     /// Used by `fundwatch run` only.
     pub service: ServiceParams,
+    /// The case-linking stage (not part of `config_version`).
+    pub cases: crate::cases_config::CasesParams,
+    /// Office topics by region (not part of `config_version`).
+    pub routing: crate::cases_config::RoutingParams,
 }
 
 impl Config {
@@ -138,6 +142,8 @@ impl Config {
         self.rules.validate(&mut issues);
         self.kafka.validate(&mut Checker::new("kafka", &mut issues));
         self.service.validate(&mut Checker::new("service", &mut issues));
+        self.cases.validate(&mut Checker::new("cases", &mut issues));
+        self.routing.validate(&mut issues);
         // Every rule's horizon must fit in what the engine keeps.
         let keep = self.engine.max_history;
         let mut c = Checker::new("engine", &mut issues);
@@ -212,6 +218,13 @@ pub struct KafkaParams {
     /// restart then rebuilds from the input topic, which must retain the longest rule horizon
     /// (see the README). Range 0s or 1s–1h.
     pub checkpoint_interval: Span,
+    /// Account traces (key = account, compacted): what each partition's engine tells the
+    /// case-linking stage, written in the same transactions as its alerts. Created if
+    /// missing, with one partition (one linker is active per group; the others stand by).
+    pub trace_topic: String,
+    /// Case records (key = `case_id`, compacted, header `fundwatch.region` = lead region),
+    /// written by the linking stage in its own exactly-once transactions. Created if missing.
+    pub case_topic: String,
     /// librdkafka settings passed through as-is (`security.protocol`, `ssl.ca.location`,
     /// `sasl.mechanisms`, `sasl.username`, …). A value `"${NAME}"` is read from the
     /// environment variable NAME at start, so secrets stay out of the file.
@@ -230,6 +243,8 @@ impl Default for KafkaParams {
             commit_interval: Span(500),
             state_topic: "fundwatch-state".into(),
             checkpoint_interval: Span(30_000),
+            trace_topic: "fundwatch-traces".into(),
+            case_topic: "fundwatch-cases".into(),
             client: Default::default(),
         }
     }
@@ -245,6 +260,8 @@ impl Validate for KafkaParams {
             ("dead_letter_topic", &self.dead_letter_topic),
             ("transactional_id_prefix", &self.transactional_id_prefix),
             ("state_topic", &self.state_topic),
+            ("trace_topic", &self.trace_topic),
+            ("case_topic", &self.case_topic),
         ] {
             c.require(!v.trim().is_empty(), name, "must not be empty");
         }

@@ -10,6 +10,7 @@
 //! checkpoint them; their fields are part of that format (changing them means bumping
 //! `fundwatch_engine::SNAPSHOT_FORMAT`).
 
+pub mod cases_config;
 pub mod config;
 pub mod large_value;
 pub mod memo;
@@ -23,6 +24,7 @@ use fundwatch_record::{format_fen, AccountType, Fen};
 use fundwatch_window::{AccountId, Interner, Row, WindowStore};
 use serde_json::{Map, Value};
 
+pub use cases_config::{CasesParams, ProsecutionLines, RoutingParams};
 pub use config::{Config, ConfigError, ConfigIssue, ResolvedRules, SegmentKey};
 pub use memo::{MemoTagger, MemoTags};
 pub use units::{Span, Yuan};

@@ -208,6 +208,9 @@ pub fn replay_with_config(
         dead_letter: Some(dead.clone()),
         near_misses: None,
         config: Arc::new(config),
+        cases: None,
+        traces: None,
+        route_dir: None,
         progress: false,
         clock: Clock::Fixed(0),
     };
