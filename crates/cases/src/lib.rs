@@ -103,6 +103,8 @@ pub struct Linker {
     linked: HashSet<String>,
     /// Cases touched since the last emission.
     touched: BTreeSet<String>,
+    /// Accounts to re-tie at the next settle.
+    dirty: BTreeSet<String>,
     retired: BTreeMap<String, CaseRecord>,
     out_cases: Vec<CaseRecord>,
     out_alerts: Vec<Alert>,
@@ -154,6 +156,7 @@ impl Linker {
             written: HashMap::new(),
             linked: HashSet::new(),
             touched: BTreeSet::new(),
+            dirty: BTreeSet::new(),
             retired: BTreeMap::new(),
             out_cases: Vec::new(),
             out_alerts: Vec::new(),
@@ -198,6 +201,7 @@ impl Linker {
     /// Apply one trace and write what changed (replay: every change).
     pub fn apply(&mut self, t: AccountTrace) {
         self.absorb(t);
+        self.settle();
         self.emit_touched();
     }
 
@@ -207,6 +211,7 @@ impl Linker {
         for t in traces {
             self.absorb(t);
         }
+        self.settle();
         self.emit_touched();
     }
 
@@ -219,7 +224,7 @@ impl Linker {
         let account = t.account.clone();
         let old = self.traces.insert(account.clone(), t);
         // Intermediaries whose hub status changes re-tie every account naming them.
-        let mut dirty: BTreeSet<String> = BTreeSet::new();
+        let mut dirty = std::mem::take(&mut self.dirty);
         dirty.insert(account.clone());
         let before: BTreeSet<String> = old.as_ref().map(|o| self.named(o)).unwrap_or_default();
         let degree_before: Vec<(String, bool)> = before.iter().map(|n| (n.clone(), self.is_hub(n))).collect();
@@ -251,9 +256,12 @@ impl Linker {
         if let Some(o) = &old {
             self.unname(o);
         }
-        let new = self.traces[&account].clone();
+        let Some(new) = self.traces.remove(&account) else {
+            return;
+        };
         self.name(&new);
         let after = self.named(&new);
+        self.traces.insert(account.clone(), new);
         for (n, hub) in degree_before {
             if self.is_hub(&n) != hub {
                 dirty.extend(self.naming(&n));
@@ -268,6 +276,15 @@ impl Linker {
         }
         // Accounts that name this one tie to it directly.
         dirty.extend(self.naming(&account));
+        self.dirty = dirty;
+    }
+
+    /// Re-tie the accounts changed since the last call and recompute their cases.
+    fn settle(&mut self) {
+        let dirty = std::mem::take(&mut self.dirty);
+        if dirty.is_empty() {
+            return;
+        }
         let mut affected: BTreeSet<String> = BTreeSet::new();
         for a in &dirty {
             affected.extend(
@@ -307,7 +324,13 @@ impl Linker {
     }
 
     fn degree(&self, name: &str) -> usize {
-        self.naming(name).len()
+        let r = self.named_receiver.get(name);
+        let f = self.named_funder.get(name);
+        match (r, f) {
+            (Some(r), Some(f)) => r.len() + f.iter().filter(|a| !r.contains(*a)).count(),
+            (Some(x), None) | (None, Some(x)) => x.len(),
+            (None, None) => 0,
+        }
     }
 
     fn is_hub(&self, name: &str) -> bool {
@@ -459,15 +482,21 @@ impl Linker {
         }
     }
 
-    /// Accounts whose sample in `index` shares a hash with `sketch`, in account order.
+    /// Accounts whose sample in `index` shares two or more hashes with `sketch`, in account
+    /// order.
     fn candidates(&self, sketch: &[u64], index: &HashMap<u64, Vec<u32>>) -> Vec<String> {
-        let mut c: HashSet<u32> = HashSet::new();
+        let mut c: HashMap<u32, u32> = HashMap::new();
         for h in sketch {
-            if let Some(s) = index.get(h) {
-                c.extend(s.iter().copied());
+            for &i in index.get(h).into_iter().flatten() {
+                *c.entry(i).or_default() += 1;
             }
         }
-        let mut v: Vec<String> = c.into_iter().map(|i| self.names[i as usize].clone()).collect();
+        // One shared member in the samples is chance, whatever the estimate makes of it.
+        let mut v: Vec<String> = c
+            .into_iter()
+            .filter(|&(_, n)| n >= 2)
+            .map(|(i, _)| self.names[i as usize].clone())
+            .collect();
         v.sort();
         v
     }
@@ -837,15 +866,22 @@ impl Linker {
     /// alerted collector.
     fn linked_alert(&self, t: &AccountTrace, edges: &BTreeSet<&Edge>) -> Option<Alert> {
         let p = t.payout.as_ref()?;
-        if p.alerted || p.first_score < self.params.linked_alert_min_score {
+        if p.first_score < self.params.linked_alert_min_score {
             return None;
         }
-        let collector = edges
+        // The link confirms the payout account at the event time both ends stood so: its
+        // first finding and the collector's alert. Raised when that came before the account's
+        // own alert (or there is none), whenever the linker learns of it, so the alert does
+        // not depend on how traces of different partitions interleave.
+        let (_, collector) = edges
             .iter()
             .filter(|e| e.tie == Tie::PayeesPaidIn && e.to == t.account && e.from != t.account)
             .filter_map(|e| self.traces.get(&e.from))
-            .filter(|c| c.collector.as_ref().is_some_and(|r| r.alerted))
-            .map(|c| c.account.clone())
+            .filter_map(|c| {
+                let at = c.collector.as_ref()?.alerted_ts_ms?;
+                Some((at.max(p.first_ts_ms), c.account.clone()))
+            })
+            .filter(|(at, _)| p.alerted_ts_ms.is_none_or(|own| own > *at))
             .min()?;
         let mut evidence: Map<String, Value> = serde_json::from_str(&p.first_evidence).unwrap_or_default();
         evidence.insert("confirmed_by".into(), Value::String("payees_paid_in".into()));

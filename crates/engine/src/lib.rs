@@ -532,7 +532,7 @@ impl Engine {
         for (i, lane) in self.lanes.iter_mut().enumerate() {
             if i == 0 {
                 let near = self.keep_near_misses.then_some(&mut self.near_misses);
-                let notes = self.tracing.then_some(&mut notes);
+                let notes = self.tracing.then_some((&mut notes, &self.traces));
                 batch = lane.release(&shared, &p, &trigger, out, near, notes);
             } else {
                 let mut buf = std::mem::take(&mut lane.alerts);
@@ -621,7 +621,7 @@ impl Lane {
         trigger: &fundwatch_window::Row,
         out: &mut Vec<Alert>,
         near: Option<&mut Vec<Alert>>,
-        notes: Option<&mut Vec<trace::Note>>,
+        notes: Option<(&mut Vec<trace::Note>, &trace::Traces)>,
     ) -> bool {
         let trigger = *trigger;
         let idx = self.state_for(p, sh.segments);
@@ -676,20 +676,29 @@ impl Lane {
         }
         let tx_id = p.tx_id.to_string();
         let mut near = near;
-        let mut notes = notes;
+        let (mut notes, traces) = match notes {
+            Some((n, t)) => (Some(n), Some(t)),
+            None => (None, None),
+        };
+        let max_history = self.config.engine.max_history.ms();
         for hit in hits {
-            let note = notes
-                .is_some()
-                .then(|| trace_role(hit.rule))
-                .flatten()
-                .map(|role| trace::Note {
+            let note = traces.and_then(|t| {
+                let role = trace_role(hit.rule)?;
+                // Only an episode's first finding keeps its words (building them is not free).
+                let first = t.is_fresh(p.account, role, p.ts_ms, max_history);
+                Some(trace::Note {
                     role,
                     score: hit.score,
                     alert_id: None,
                     window_start_ms: hit.window_start_ms,
-                    summary: hit.summary.clone(),
-                    evidence: serde_json::to_string(&hit.evidence).unwrap_or_default(),
-                });
+                    summary: if first { hit.summary.clone() } else { String::new() },
+                    evidence: if first {
+                        serde_json::to_string(&hit.evidence).unwrap_or_default()
+                    } else {
+                        String::new()
+                    },
+                })
+            });
             let alerted = self.confirm(sh, hit, idx, p, &tx_id, out, near.as_deref_mut());
             if let (Some(notes), Some(mut note)) = (notes.as_deref_mut(), note) {
                 note.alert_id = alerted;

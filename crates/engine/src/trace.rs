@@ -10,8 +10,9 @@
 //! findings. The ledger starts from everything the window still holds of the account, so a
 //! collector found late is measured from the start of its history.
 //!
-//! A trace is emitted on every finding, and otherwise at most once per Beijing day while a
-//! collector keeps collecting. Emission depends only on the account's own records, so a trace
+//! A trace is emitted on every new finding (a new episode, an alert, a better score), on
+//! each day with a small-sum batch, and while an alerted collector keeps collecting, each
+//! time its payers or their money grew by 5%. Emission depends only on the account's own records, so a trace
 //! sequence is the same in replay and on any Kafka partitioning. Sets are bounded: exact up
 //! to [`MAX_EXACT`] members, then counted; traces carry a bottom-[`SKETCH`] sample of member
 //! hashes, from which the linker estimates overlaps and unions.
@@ -77,8 +78,12 @@ pub const WEEKS: usize = 8;
 pub struct RoleFinding {
     /// Best score of the current episode.
     pub score: f64,
-    /// The rule raised an alert in this episode.
+    /// The rule raised an alert in this episode…
     pub alerted: bool,
+    /// …first at this event time (the linker orders a link against it, not against when
+    /// the traces happen to reach it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alerted_ts_ms: Option<i64>,
     /// The episode's first finding: what a linked alert is built from (stable however
     /// late the link is made).
     pub first_ts_ms: i64,
@@ -115,8 +120,12 @@ pub struct AccountTrace {
     pub payers: MemberSet,
     /// The latest [`WEEKS`] weeks with inflow from payers, oldest first.
     pub weekly: Vec<Week>,
-    /// Distinct payees of small outflows (at most the periodic rule's `max_payment`).
+    /// Payees of small outflows (at most the periodic rule's `max_payment`) paid on two or
+    /// more Beijing days — who gets "interest" each period, not whom the account happened to
+    /// pay once — and all they were paid.
     pub payees: MemberSet,
+    /// Payees of small outflows paid on one day only (so far).
+    pub one_time_payees: u64,
     /// All inflows and outflows, fen (cash included).
     pub inflow_fen: i64,
     pub outflow_fen: i64,
@@ -218,6 +227,7 @@ impl TopFlows {
 struct RoleState {
     score: f64,
     alerted: bool,
+    alerted_ts_ms: Option<i64>,
     first_ts_ms: i64,
     first_tx: String,
     first_score: f64,
@@ -236,10 +246,14 @@ pub(crate) struct Ledger {
     since_ms: i64,
     /// In play until this event time (its latest finding + `max_history`).
     until_ms: i64,
-    last_emit_day: i32,
+    /// Payers and their fen at the last emission (a collector's daily trace needs news).
+    emitted_payers: u64,
+    emitted_fen: i64,
     payers: CpSet,
     weekly: Vec<Week>,
     payees: CpSet,
+    /// Small-outflow payees not (yet) repeated: first day and fen paid.
+    payees_once: FxHashMap<u32, (i32, i64)>,
     inflow: i64,
     outflow: i64,
     funders: TopFlows,
@@ -287,10 +301,12 @@ impl Ledger {
             seq: 0,
             since_ms,
             until_ms: i64::MIN,
-            last_emit_day: i32::MIN,
+            emitted_payers: 0,
+            emitted_fen: 0,
             payers: CpSet::default(),
             weekly: Vec::new(),
             payees: CpSet::default(),
+            payees_once: FxHashMap::default(),
             inflow: 0,
             outflow: 0,
             funders: TopFlows::default(),
@@ -330,21 +346,37 @@ impl Ledger {
             if cp != cx.cash {
                 self.receivers.add(cp, r.amount);
                 if r.amount <= cx.max_payment {
-                    let _ = self.payees.add(cp, r.amount);
+                    let day = beijing_day(r.ts_ms);
+                    if self.payees.ids.contains(&cp) {
+                        let _ = self.payees.add(cp, r.amount);
+                    } else if let Some(&(first, fen)) = self.payees_once.get(&cp) {
+                        if first == day {
+                            self.payees_once.insert(cp, (first, fen + r.amount));
+                        } else {
+                            self.payees_once.remove(&cp);
+                            let _ = self.payees.add(cp, fen + r.amount);
+                        }
+                    } else if self.payees_once.len() < MAX_EXACT {
+                        self.payees_once.insert(cp, (day, r.amount));
+                    }
                 }
             }
         }
     }
 
-    fn note(&mut self, n: &Note, ts_ms: i64, tx_id: &str, max_history_ms: i64) {
+    /// Record a finding; true when it is news for the linker (a new episode, an alert, or
+    /// a best score up by a point), not the same pattern found again as a batch grows.
+    fn note(&mut self, n: &Note, ts_ms: i64, tx_id: &str, max_history_ms: i64) -> bool {
         let slot = &mut self.roles[role_index(n.role)];
         let fresh = slot
             .as_ref()
             .is_none_or(|s| ts_ms > s.last_ts_ms.saturating_add(max_history_ms));
+        let mut news = fresh;
         if fresh {
             *slot = Some(RoleState {
                 score: n.score,
                 alerted: false,
+                alerted_ts_ms: None,
                 first_ts_ms: ts_ms,
                 first_tx: tx_id.to_owned(),
                 first_score: n.score,
@@ -355,10 +387,13 @@ impl Ledger {
             });
         }
         if let Some(s) = slot {
+            news |= n.score >= s.score + 1.0;
             s.score = s.score.max(n.score);
             s.last_ts_ms = ts_ms;
             if let Some(id) = &n.alert_id {
+                news |= !s.alerted;
                 s.alerted = true;
+                s.alerted_ts_ms.get_or_insert(ts_ms);
                 if !self.alert_ids.contains(id) {
                     if self.alert_ids.len() >= MAX_ALERT_IDS {
                         self.alert_ids.remove(0);
@@ -368,6 +403,7 @@ impl Ledger {
             }
         }
         self.until_ms = self.until_ms.max(ts_ms.saturating_add(max_history_ms));
+        news
     }
 
     fn report(&self, cx: &TraceCtx<'_>, ts_ms: i64) -> AccountTrace {
@@ -375,6 +411,7 @@ impl Ledger {
             self.roles[i].as_ref().map(|s| RoleFinding {
                 score: s.score,
                 alerted: s.alerted,
+                alerted_ts_ms: s.alerted_ts_ms,
                 first_ts_ms: s.first_ts_ms,
                 first_tx: s.first_tx.clone(),
                 first_score: s.first_score,
@@ -398,6 +435,7 @@ impl Ledger {
             payers: self.payers.report(names),
             weekly: self.weekly.clone(),
             payees: self.payees.report(names),
+            one_time_payees: self.payees_once.len() as u64,
             inflow_fen: self.inflow,
             outflow_fen: self.outflow,
             funders: self.funders.report(names, self.inflow),
@@ -422,6 +460,17 @@ impl Traces {
         batch: bool,
         history: impl FnOnce() -> Vec<Row>,
     ) -> Option<AccountTrace> {
+        if !batch && notes.is_empty() {
+            // Most records: an account not in play, or one whose ledger only adds the row.
+            let l = self.ledgers.get(&cx.account)?;
+            let collector_in = l.roles[0].is_some() && row.flags.is_in();
+            if row.ts_ms <= l.until_ms && !collector_in {
+                if let Some(l) = self.ledgers.get_mut(&cx.account) {
+                    l.add_row(row, cx);
+                }
+                return None;
+            }
+        }
         let day = beijing_day(row.ts_ms);
         let history_days = (cx.max_history_ms / 86_400_000) as i32;
         // Out of play is decided on the account's own records, never on the partition's
@@ -467,16 +516,24 @@ impl Traces {
         if new_batch_day {
             ledger.until_ms = ledger.until_ms.max(row.ts_ms.saturating_add(cx.max_history_ms));
         }
+        let mut found = false;
         for n in notes {
-            ledger.note(n, row.ts_ms, tx_id, cx.max_history_ms);
+            found |= ledger.note(n, row.ts_ms, tx_id, cx.max_history_ms);
         }
-        let collecting = ledger.roles[0].is_some() && row.flags.is_in();
-        let due = !notes.is_empty() || new_batch_day || (collecting && day > ledger.last_emit_day);
+        // An alerted collector's inflow is news when its payers or their money grew by 5%
+        // since the last trace: the final trace then understates neither by more than that,
+        // and a collection growing a hundredfold is traced about a hundred times. A collector
+        // below the line is traced on its findings only (it makes a case only through a link).
+        let payers = ledger.payers.ids.len() as u64 + ledger.payers.overflow;
+        let grew = payers * 20 >= ledger.emitted_payers * 21 || ledger.payers.fen * 20 >= ledger.emitted_fen * 21;
+        let collecting = ledger.roles[0].as_ref().is_some_and(|r| r.alerted) && row.flags.is_in() && grew;
+        let due = found || new_batch_day || collecting;
         if !due {
             return None;
         }
         ledger.seq += 1;
-        ledger.last_emit_day = day;
+        ledger.emitted_payers = payers;
+        ledger.emitted_fen = ledger.payers.fen;
         Some(ledger.report(cx, row.ts_ms))
     }
 
@@ -497,6 +554,17 @@ impl Traces {
         self.batches.retain(|_, e| e.0 >= cut);
     }
 
+    /// Whether a finding of `role` at `ts_ms` would start a new episode of the account's
+    /// ledger (exactly as [`Traces::observe`] decides it).
+    pub fn is_fresh(&self, account: AccountId, role: Role, ts_ms: i64, max_history_ms: i64) -> bool {
+        match self.ledgers.get(&account) {
+            Some(l) if ts_ms <= l.until_ms => l.roles[role_index(role)]
+                .as_ref()
+                .is_none_or(|s| ts_ms > s.last_ts_ms.saturating_add(max_history_ms)),
+            _ => true,
+        }
+    }
+
     pub fn ledgers(&self) -> usize {
         self.ledgers.len()
     }
@@ -507,6 +575,7 @@ impl Traces {
             .map(|l| {
                 std::mem::size_of::<Ledger>()
                     + (l.payers.ids.capacity() + l.payees.ids.capacity()) * 8
+                    + l.payees_once.capacity() * 16
                     + (l.funders.0.capacity() + l.receivers.0.capacity()) * 16
             })
             .sum::<usize>()
@@ -531,7 +600,7 @@ mod tests {
         }
         let top: Vec<u32> = {
             let mut v = t.0.clone();
-            v.sort_by(|a, b| b.1.cmp(&a.1));
+            v.sort_by_key(|e| std::cmp::Reverse(e.1));
             v.iter().take(2).map(|e| e.0).collect()
         };
         assert_eq!(top, vec![1, 2]);

@@ -215,7 +215,7 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
                 Item::Record(tx) => {
                     engine.process(&tx, &mut alerts);
                     if let Some(c) = cases.as_mut() {
-                        c.step(&mut engine, &mut alerts, &mut write_err);
+                        c.step(&mut engine, &mut alerts, &mut write_err, false);
                     }
                     if !alerts.is_empty() {
                         emit(&mut alerts, &mut write_err);
@@ -256,7 +256,7 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
     )?;
     engine.flush(&mut alerts);
     if let Some(c) = cases.as_mut() {
-        c.step(&mut engine, &mut alerts, &mut write_err);
+        c.step(&mut engine, &mut alerts, &mut write_err, true);
     }
     emit(&mut alerts, &mut write_err);
     if let Some(mut out) = near_out {
@@ -305,10 +305,15 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
     Ok(summary)
 }
 
+/// Records between two linker batches in a replay.
+const LINK_EVERY: u32 = 4096;
+
 /// The linking stage of a replay and its files.
 struct CaseStage<'o> {
     opts: &'o ReplayOptions,
     linker: Linker,
+    pending: Vec<fundwatch_engine::AccountTrace>,
+    since_link: u32,
     cases: Option<BufWriter<File>>,
     traces: Option<BufWriter<File>>,
     routes: BTreeMap<String, BufWriter<File>>,
@@ -321,6 +326,8 @@ impl<'o> CaseStage<'o> {
         CaseStage {
             opts,
             linker,
+            pending: Vec::new(),
+            since_link: 0,
             cases: None,
             traces: None,
             routes: BTreeMap::new(),
@@ -337,20 +344,24 @@ impl<'o> CaseStage<'o> {
     }
 
     /// Feed the engine's new traces to the linker; its alerts join `alerts`.
-    fn step(&mut self, engine: &mut Engine, alerts: &mut Vec<Alert>, err: &mut Option<ReplayError>) {
-        let traces = engine.take_traces();
-        if traces.is_empty() {
-            self.route_alerts(alerts, err);
-            return;
-        }
-        for t in traces {
+    /// Collect the engine's new traces; every [`LINK_EVERY`] records (and at the end, `last`)
+    /// the linker takes them as one batch, so each case changed in between is written once.
+    fn step(&mut self, engine: &mut Engine, alerts: &mut Vec<Alert>, err: &mut Option<ReplayError>, last: bool) {
+        self.since_link += 1;
+        for t in engine.take_traces() {
             if let Some(out) = self.traces.as_mut() {
                 if let Err(e) = write_line(out, &t) {
                     err.get_or_insert(ReplayError::Write("trace file".into(), e));
                 }
             }
-            self.linker.apply(t);
+            self.pending.push(t);
         }
+        if !last && self.since_link < LINK_EVERY {
+            self.route_alerts(alerts, err);
+            return;
+        }
+        self.since_link = 0;
+        self.linker.apply_all(std::mem::take(&mut self.pending));
         alerts.extend(self.linker.take_alerts());
         self.route_alerts(alerts, err);
         for c in self.linker.take_cases() {
