@@ -8,13 +8,14 @@
 //! Every labelled account of one scheme carries the same scheme id; receivers of the
 //! collected money that are in this bank are labelled too (`scheme_receiver`, no rule). What
 //! each scheme actually took in and paid out is noted as it is written ([`World::note_flows`])
-//! for the labels' scheme lines.
+//! for the labels' scheme lines. A few of the bank's own customers invest in more than one
+//! scheme, as real investors do, so sharing people does not make two schemes one.
 
 use crate::model::*;
 use crate::schemes::{
-    collect, controllers, noise, sweep, MemoMix, Period, TicketStyle, Tickets, Wave, GIVEN, SURNAMES,
+    collect, controllers, noise, sweep, MemoMix, Payment, Period, TicketStyle, Tickets, Wave, GIVEN, SURNAMES,
 };
-use crate::time::{DAY, HOUR, MIN};
+use crate::time::{tod, Tod, DAY, HOUR, MIN};
 use crate::util::*;
 use rand::Rng as _;
 
@@ -407,7 +408,11 @@ fn raise(
             previous: &prev,
         };
         let from = w.evs.len();
-        let pays = collect(w, rng, acct, &wave);
+        let mut pays = collect(w, rng, acct, &wave);
+        if k == 0 {
+            let also = repeat_investors(w, rng, acct, &wave, &pays);
+            pays.extend(also);
+        }
         w.note_flows(scheme, from, acct, false);
         let total: u64 = pays.iter().map(|p| p.amount).sum();
         collected += total;
@@ -440,6 +445,43 @@ fn raise(
         first_end,
         waves: done,
     }
+}
+
+/// Investors who are in more than one scheme: 5–10 % of a first wave's payers on top of it,
+/// the bank's own background customers, half of them (when there are any) people who already
+/// put money into an earlier scheme. Every monitored personal payer of the wave may invest
+/// again in a later one.
+fn repeat_investors(w: &mut World, rng: &mut Rng, acct: u32, wave: &Wave<'_>, pays: &[Payment]) -> Vec<Payment> {
+    let mut out: Vec<Payment> = Vec::new();
+    if w.bg_personal.is_empty() {
+        return out;
+    }
+    let n = ((wave.payers as f64 * unif(rng, 0.05, 0.10)).round() as usize).max(1);
+    let ch = [Channel::Mobile, Channel::Mobile, Channel::Online, Channel::Transfer];
+    for _ in 0..n {
+        let earlier = !w.repeat_investors.is_empty() && chance(rng, 0.5);
+        let payer = if earlier {
+            pick(rng, &w.repeat_investors)
+        } else {
+            pick(rng, &w.bg_personal)
+        };
+        if payer == acct || pays.iter().chain(out.iter()).any(|p| p.payer == payer) {
+            continue;
+        }
+        let day = (wave.start + rng.gen_range(0..wave.window.max(1))) / DAY;
+        let t = (day * DAY + tod(rng, Tod::Daytime)).clamp(wave.start, wave.start + wave.window - 1);
+        let amount = wave.tickets.payment(rng);
+        let channel = pick(rng, &ch);
+        let memo = wave.memos.pick(rng);
+        w.transfer(t, payer, acct, amount, channel, memo);
+        out.push(Payment::new(payer, amount, t, channel));
+    }
+    for p in pays.iter().chain(out.iter()) {
+        if w.monitored(p.payer) && !w.corporate(p.payer) && !w.repeat_investors.contains(&p.payer) {
+            w.repeat_investors.push(p.payer);
+        }
+    }
+    out
 }
 
 fn periods_fitting(days: u32, slack: u32) -> Vec<Period> {

@@ -520,6 +520,13 @@ const EVASIVE_KINDS: &[Kind] = &[
         mean_events: 250.0,
         gen: evasive_lookalikes::property_fees,
     },
+    Kind {
+        tag: 410,
+        per_million: 15.0,
+        min: 2,
+        mean_events: 300.0,
+        gen: evasive_lookalikes::staff_canteen,
+    },
 ];
 
 const TAG_WORLD: u64 = 1;

@@ -388,6 +388,9 @@ pub(crate) struct World {
     pub schemes: u32,
     /// Flows of scheme `i + 1` (evasive profile).
     pub flows: Vec<SchemeFlows>,
+    /// Background customers who invested in an evasive scheme, some of whom invest in the
+    /// next one too.
+    pub repeat_investors: Vec<u32>,
     name_salt: u64,
     jit: Rng,
 }
@@ -417,6 +420,7 @@ impl World {
             clearing: Vec::new(),
             schemes: 0,
             flows: Vec::new(),
+            repeat_investors: Vec::new(),
             name_salt: crate::util::mix64(seed ^ 0x5EED_0FAC_C0DE),
             jit,
         };

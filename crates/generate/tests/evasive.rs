@@ -107,6 +107,8 @@ fn evasive_schemes_hide_the_easy_signals() {
         "parttime_pay",
         "fixed_salary",
         "property_fees",
+        "staff_payroll",
+        "staff_canteen",
     ] {
         let k = labels.accounts.iter().filter(|a| a.typology == t).count();
         assert!(k >= 2, "typology {t}: {k} accounts at 200k records ({typ:?})");
@@ -305,4 +307,7 @@ fn scheme_lines_match_the_records() {
             assert_eq!(paid_back, 0, "{}", s.scheme);
         }
     }
+    // Some people put money into more than one scheme.
+    let repeat = invested_in.values().filter(|v| v.len() >= 2).count();
+    assert!(repeat >= 3, "{repeat} investors in two or more schemes");
 }
