@@ -137,6 +137,18 @@ enum Command {
         #[arg(long)]
         require: Option<f64>,
     },
+    /// Score case records (JSON Lines, last version per case_id, open ones) against the
+    /// labels' scheme lines: schemes found, payout accounts linked to their collector, impure
+    /// and false cases, investors / raised within 10 %, lead region and regions.
+    ScoreCases {
+        #[arg(long)]
+        labels: PathBuf,
+        #[arg(long)]
+        cases: PathBuf,
+        /// Print the whole score (per-scheme details included) as JSON instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() {
@@ -321,6 +333,31 @@ fn run(cmd: Command) -> Result<()> {
                 if !failing.is_empty() {
                     bail!("below the required {min}: {}", failing.join(", "));
                 }
+            }
+            Ok(())
+        }
+        Command::ScoreCases { labels, cases, json } => {
+            let labels_file =
+                BufReader::new(File::open(&labels).with_context(|| format!("cannot open {}", labels.display()))?);
+            let labels_read =
+                fundwatch_generate::labels::Labels::read(labels_file).with_context(|| labels.display().to_string())?;
+            let cases_file =
+                BufReader::new(File::open(&cases).with_context(|| format!("cannot open {}", cases.display()))?);
+            let final_cases =
+                fundwatch_backtest::read_cases(cases_file).with_context(|| cases.display().to_string())?;
+            let score = fundwatch_backtest::score_cases(&labels_read, &final_cases);
+            let mut stdout = std::io::stdout().lock();
+            if json {
+                writeln!(stdout, "{}", serde_json::to_string_pretty(&score)?)?;
+            } else {
+                if labels_read.schemes.is_empty() {
+                    writeln!(
+                        stdout,
+                        "note: {} has no scheme lines (standard profile, or written before them): nothing to find",
+                        labels.display()
+                    )?;
+                }
+                write!(stdout, "{score}")?;
             }
             Ok(())
         }

@@ -11,7 +11,11 @@
 //! alerts come from one run at the base config; (3) points are lanes of one engine
 //! ([`run_lanes`]): admission, reordering and the windows are shared, each lane keeps only its
 //! own trackers and evaluations; (4) the lanes are split over all cores.
+//!
+//! [`cases`] scores the case stage's output (one record per scheme seen across accounts)
+//! against the labels' scheme lines.
 
+pub mod cases;
 pub mod stream;
 pub mod sweep;
 
@@ -24,6 +28,7 @@ use fundwatch_generate::labels::{Evaluation, Labels};
 use fundwatch_rules::{Config, RuleId};
 use serde::Serialize;
 
+pub use cases::{read_cases, score_cases, CaseRecord, CaseScore, CasesError};
 pub use stream::DecodedStream;
 pub use sweep::{apply, AxisValue, Kind, Settings, SweepAxis, SweepError};
 

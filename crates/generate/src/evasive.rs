@@ -6,13 +6,16 @@
 //! funded shortly before each batch and drained by it.
 //!
 //! Every labelled account of one scheme carries the same scheme id; receivers of the
-//! collected money that are in this bank are labelled too (`scheme_receiver`, no rule).
+//! collected money that are in this bank are labelled too (`scheme_receiver`, no rule). What
+//! each scheme actually took in and paid out is noted as it is written ([`World::note_flows`])
+//! for the labels' scheme lines. A few of the bank's own customers invest in more than one
+//! scheme, as real investors do, so sharing people does not make two schemes one.
 
 use crate::model::*;
 use crate::schemes::{
-    collect, controllers, noise, sweep, MemoMix, Period, TicketStyle, Tickets, Wave, GIVEN, SURNAMES,
+    collect, controllers, noise, sweep, MemoMix, Payment, Period, TicketStyle, Tickets, Wave, GIVEN, SURNAMES,
 };
-use crate::time::{DAY, HOUR, MIN};
+use crate::time::{tod, Tod, DAY, HOUR, MIN};
 use crate::util::*;
 use rand::Rng as _;
 
@@ -277,6 +280,7 @@ fn fund(w: &mut World, rng: &mut Rng, src: u32, dst: u32, before: u32, need: u64
 fn run_batches(
     w: &mut World,
     rng: &mut Rng,
+    scheme: u32,
     acct: u32,
     payees: &[(u32, u64, u32)],
     period: Period,
@@ -327,7 +331,9 @@ fn run_batches(
             }
             _ => {}
         }
+        let from = w.evs.len();
         pay(w, rng, acct, start, &style, &pays);
+        w.note_flows(scheme, from, acct, true);
         paid += 1;
     }
     (paid, rate)
@@ -347,6 +353,7 @@ struct Raised {
 fn raise(
     w: &mut World,
     rng: &mut Rng,
+    scheme: u32,
     acct: u32,
     start: u32,
     first_len: u32,
@@ -400,10 +407,16 @@ fn raise(
             personal_share,
             previous: &prev,
         };
-        let pays = collect(w, rng, acct, &wave);
+        let from = w.evs.len();
+        let mut pays = collect(w, rng, acct, &wave);
+        if k == 0 {
+            let also = repeat_investors(w, rng, acct, &wave, &pays);
+            pays.extend(also);
+        }
+        w.note_flows(scheme, from, acct, false);
         let total: u64 = pays.iter().map(|p| p.amount).sum();
         collected += total;
-        let last = pays.last().map_or(s, |p| p.t);
+        let last = pays.iter().map(|p| p.t).max().unwrap_or(s);
         for p in &pays {
             prev.push(p.payer);
             investors.push((p.payer, p.amount, p.t));
@@ -432,6 +445,43 @@ fn raise(
         first_end,
         waves: done,
     }
+}
+
+/// Investors who are in more than one scheme: 5–10 % of a first wave's payers on top of it,
+/// the bank's own background customers, half of them (when there are any) people who already
+/// put money into an earlier scheme. Every monitored personal payer of the wave may invest
+/// again in a later one.
+fn repeat_investors(w: &mut World, rng: &mut Rng, acct: u32, wave: &Wave<'_>, pays: &[Payment]) -> Vec<Payment> {
+    let mut out: Vec<Payment> = Vec::new();
+    if w.bg_personal.is_empty() {
+        return out;
+    }
+    let n = ((wave.payers as f64 * unif(rng, 0.05, 0.10)).round() as usize).max(1);
+    let ch = [Channel::Mobile, Channel::Mobile, Channel::Online, Channel::Transfer];
+    for _ in 0..n {
+        let earlier = !w.repeat_investors.is_empty() && chance(rng, 0.5);
+        let payer = if earlier {
+            pick(rng, &w.repeat_investors)
+        } else {
+            pick(rng, &w.bg_personal)
+        };
+        if payer == acct || pays.iter().chain(out.iter()).any(|p| p.payer == payer) {
+            continue;
+        }
+        let day = (wave.start + rng.gen_range(0..wave.window.max(1))) / DAY;
+        let t = (day * DAY + tod(rng, Tod::Daytime)).clamp(wave.start, wave.start + wave.window - 1);
+        let amount = wave.tickets.payment(rng);
+        let channel = pick(rng, &ch);
+        let memo = wave.memos.pick(rng);
+        w.transfer(t, payer, acct, amount, channel, memo);
+        out.push(Payment::new(payer, amount, t, channel));
+    }
+    for p in pays.iter().chain(out.iter()) {
+        if w.monitored(p.payer) && !w.corporate(p.payer) && !w.repeat_investors.contains(&p.payer) {
+            w.repeat_investors.push(p.payer);
+        }
+    }
+    out
 }
 
 fn periods_fitting(days: u32, slack: u32) -> Vec<Period> {
@@ -516,7 +566,7 @@ pub(crate) fn split_scheme(w: &mut World, rng: &mut Rng, budget: f64) {
         return;
     }
     let period = pick(rng, &periods);
-    let scheme = w.new_scheme();
+    let scheme = w.new_scheme("split_scheme");
     let collector = ev_account(w, rng, 0.4);
     let payout = ev_account(w, rng, 0.25);
     let ScheduledRaise {
@@ -532,6 +582,7 @@ pub(crate) fn split_scheme(w: &mut World, rng: &mut Rng, budget: f64) {
     let r = raise(
         w,
         rng,
+        scheme,
         collector,
         start_day * DAY,
         first_len,
@@ -567,7 +618,7 @@ pub(crate) fn split_scheme(w: &mut World, rng: &mut Rng, budget: f64) {
         _ => Funding::UpFront(if chance(rng, 0.5) { collector } else { pick(rng, &dests) }),
     };
     let first_batch = r.first_end / DAY + period.days() + rng.gen_range(0..3);
-    let (batches, rate) = run_batches(w, rng, payout, &payees, period, first_batch, want, funding);
+    let (batches, rate) = run_batches(w, rng, scheme, payout, &payees, period, first_batch, want, funding);
     stream_noise(w, rng, collector, 0.4, 0.3);
     stream_noise(w, rng, payout, 0.5, 0.3);
     w.label_scheme(
@@ -613,7 +664,7 @@ pub(crate) fn collect_and_pay(w: &mut World, rng: &mut Rng, budget: f64) {
         return;
     }
     let period = pick(rng, &periods);
-    let scheme = w.new_scheme();
+    let scheme = w.new_scheme("collect_and_pay");
     let acct = ev_account(w, rng, 0.45);
     let ScheduledRaise {
         dests,
@@ -627,6 +678,7 @@ pub(crate) fn collect_and_pay(w: &mut World, rng: &mut Rng, budget: f64) {
     let r = raise(
         w,
         rng,
+        scheme,
         acct,
         start_day * DAY,
         first_len,
@@ -649,7 +701,7 @@ pub(crate) fn collect_and_pay(w: &mut World, rng: &mut Rng, budget: f64) {
         Funding::SelfFunded
     };
     let first_batch = r.first_end / DAY + period.days() + rng.gen_range(0..3);
-    let (batches, rate) = run_batches(w, rng, acct, &payees, period, first_batch, want, funding);
+    let (batches, rate) = run_batches(w, rng, scheme, acct, &payees, period, first_batch, want, funding);
     stream_noise(w, rng, acct, 0.4, 0.3);
     let (typology, rules) = if batches >= 3 {
         ("evasive_collect_and_pay", R_SCATTER | R_PERIODIC)
@@ -686,7 +738,7 @@ pub(crate) fn periodic_payout(w: &mut World, rng: &mut Rng, budget: f64) {
         return;
     }
     let period = pick(rng, &periods);
-    let scheme = w.new_scheme();
+    let scheme = w.new_scheme("periodic_payout");
     let acct = ev_account(w, rng, 0.3);
     let small = chance(rng, 0.3);
     let tickets = ev_tickets(rng, small);
@@ -709,21 +761,18 @@ pub(crate) fn periodic_payout(w: &mut World, rng: &mut Rng, budget: f64) {
         .collect();
     let span = period.days() * want as u32 + 3;
     let first = rng.gen_range(2..=days.saturating_sub(span).max(2));
-    let funder = match rng.gen_range(0..10) {
-        0..=2 => {
-            let f = ev_account(w, rng, 0.5);
-            w.label_scheme(f, "scheme_receiver", 0, String::new(), scheme, "receiver");
-            f
-        }
-        3..=6 => w.new_ext_personal(rng),
-        _ => w.new_ext_corporate(rng),
+    // An in-bank funder is labelled a receiver, once the scheme is labelled at all.
+    let (funder, funder_ours) = match rng.gen_range(0..10) {
+        0..=2 => (ev_account(w, rng, 0.5), true),
+        3..=6 => (w.new_ext_personal(rng), false),
+        _ => (w.new_ext_corporate(rng), false),
     };
     let funding = match rng.gen_range(0..10) {
         0..=5 => Funding::PerBatch(funder),
         6 | 7 => Funding::PerBatchFresh,
         _ => Funding::UpFront(funder),
     };
-    let (batches, rate) = run_batches(w, rng, acct, &payees, period, first, want, funding);
+    let (batches, rate) = run_batches(w, rng, scheme, acct, &payees, period, first, want, funding);
     stream_noise(w, rng, acct, 0.5, 0.3);
     if batches < 3 {
         return;
@@ -743,6 +792,9 @@ pub(crate) fn periodic_payout(w: &mut World, rng: &mut Rng, budget: f64) {
         scheme,
         "payout",
     );
+    if funder_ours {
+        w.label_scheme(funder, "scheme_receiver", 0, String::new(), scheme, "receiver");
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -750,7 +802,7 @@ pub(crate) fn periodic_payout(w: &mut World, rng: &mut Rng, budget: f64) {
 
 pub(crate) fn scatter_in(w: &mut World, rng: &mut Rng, budget: f64) {
     let days = w.cal.days;
-    let scheme = w.new_scheme();
+    let scheme = w.new_scheme("scatter_in");
     let acct = ev_account(w, rng, 0.45);
     let dests = controllers(w, rng);
     let small = chance(rng, 0.35);
@@ -765,6 +817,7 @@ pub(crate) fn scatter_in(w: &mut World, rng: &mut Rng, budget: f64) {
     let r = raise(
         w,
         rng,
+        scheme,
         acct,
         start_day * DAY,
         first_len,

@@ -1,6 +1,8 @@
 //! The evasive profile's benign look-alikes: everyday collections and payouts a bank sees that
 //! share the shape of a scheme (many payers then one big transfer out; many payees paid in a
 //! batch, funded just before) once memos are blank. All are labelled with `rules: []`.
+//! One of them ([`staff_canteen`]) spans two accounts that share people and money the way a
+//! scheme's collector and payout account do.
 
 use crate::model::*;
 use crate::schemes::{noise, GIVEN, SURNAMES};
@@ -660,5 +662,122 @@ pub(crate) fn property_fees(w: &mut World, rng: &mut Rng, budget: f64) {
         "property_fees",
         0,
         format!("residents={} price_fen_m2_month={} quarters={}", n, price_fen, done),
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// A firm's payroll account and its staff canteen: the same people paid by one account and
+// paying the other, money flowing between the two, and no scheme
+
+pub(crate) fn staff_canteen(w: &mut World, rng: &mut Rng, budget: f64) {
+    let ind = pick(
+        rng,
+        &[IND_MANUFACTURING, IND_LOGISTICS, IND_CONSTRUCTION, IND_TECH, IND_NONE],
+    );
+    let payroll = w.new_our_corporate(rng, ind);
+    // The canteen is run by a contractor: a small catering firm or a person's own card.
+    let canteen = if chance(rng, 0.5) {
+        let ind = pick(rng, &[IND_CATERING, IND_NONE]);
+        w.new_our_corporate(rng, ind)
+    } else {
+        w.new_our_personal(rng)
+    };
+    let main = w.company_except(rng, 0.3, payroll);
+    let supplier = w.new_ext_corporate(rng);
+    let days = w.cal.days;
+    let months = (days / 30).max(1) as f64;
+    // Entries per person: a salary a month and a meal-card top-up on about a tenth of days.
+    let n = (urange(rng, 10, 50) as f64)
+        .min(budget / (months + 0.1 * days as f64))
+        .max(8.0) as usize;
+    let staff: Vec<(u32, u64)> = (0..n)
+        .map(|_| {
+            let s = round_to(fen(log_uniform(rng, 3_500.0, 9_000.0)), 100);
+            (w.person_except(rng, 0.35, canteen), s)
+        })
+        .collect();
+    // Most of the staff eat there and top up their meal card a few times a month.
+    let eaters: Vec<u32> = staff.iter().filter(|_| chance(rng, 0.8)).map(|x| x.0).collect();
+    let topup = pick(rng, &[100u64, 200, 300, 500]) * 100;
+    let pay_memos = w.memos.ids(&["", "", "工资", "{M}月工资"]);
+    let card_memos = w.memos.ids(&["", "", "饭卡充值", "餐费", "充值"]);
+    let fund_memos = w.memos.ids(&["", "工资款", "转账"]);
+    let sub_memos = w.memos.ids(&["", "餐补", "{M}月餐费补贴"]);
+    let dom = pick(rng, &[5u32, 10, 15, 25]);
+    let hour = pick(rng, &[9u32, 10, 14]);
+    let mut months_paid = 0;
+    for pd in w.cal.monthly_days(dom) {
+        let pd = w.cal.business_day_on_or_before(pd);
+        let total: u64 = staff.iter().map(|x| x.1).sum();
+        // Funded from the firm's main account the day before, about what payday needs.
+        let f = (total as f64 * unif(rng, 1.0, 1.03)) as u64;
+        let memo = pick(rng, &fund_memos);
+        w.transfer(
+            pd.saturating_sub(1) * DAY + tod(rng, Tod::Business),
+            main,
+            payroll,
+            round_to(f, 1_000_00).max(total),
+            Channel::Online,
+            memo,
+        );
+        let mut t = pd * DAY + hour * HOUR + rng.gen_range(0..40 * MIN);
+        for &(p, s) in &staff {
+            let memo = pick(rng, &pay_memos);
+            w.transfer(w.clamp_t(t), payroll, p, s, Channel::Transfer, memo);
+            t += rng.gen_range(20..6 * MIN);
+        }
+        // The firm's monthly meal subsidy to the canteen.
+        let sub = round_to(fen(eaters.len() as f64 * unif(rng, 150.0, 300.0)), 100_00).max(100_00);
+        let memo = pick(rng, &sub_memos);
+        w.transfer(
+            (pd + 1) * DAY + tod(rng, Tod::Business),
+            main,
+            canteen,
+            sub,
+            Channel::Online,
+            memo,
+        );
+        months_paid += 1;
+    }
+    // Meal-card top-ups on working days, weekly payments to the food supplier.
+    let mut takings = 0u64;
+    for day in 0..days {
+        for &p in &eaters {
+            if chance(rng, 0.12) {
+                let memo = pick(rng, &card_memos);
+                let t = day * DAY + pick(rng, &[7u32, 11, 12, 17]) * HOUR + rng.gen_range(0..HOUR);
+                w.transfer(t, p, canteen, topup, plain_channel(rng), memo);
+                takings += topup;
+            }
+        }
+        if day % 7 == 6 && takings > 0 {
+            let a = round_to((takings as f64 * unif(rng, 0.7, 0.9)) as u64, 100).max(100);
+            w.transfer(
+                day * DAY + tod(rng, Tod::Business),
+                canteen,
+                supplier,
+                a,
+                Channel::Online,
+                0,
+            );
+            takings = 0;
+        }
+    }
+    w.label(
+        payroll,
+        "staff_payroll",
+        0,
+        format!("staff={} payday={} months={}", n, dom, months_paid),
+    );
+    w.label(
+        canteen,
+        "staff_canteen",
+        0,
+        format!(
+            "eaters={} topup_yuan={} payroll_account={}",
+            eaters.len(),
+            topup / 100,
+            w.account_name(payroll)
+        ),
     );
 }

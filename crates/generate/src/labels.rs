@@ -5,6 +5,7 @@
 //! ```text
 //! {"kind":"account","account":"…","typology":"ponzi_collect_and_pay","rules":["scatter_in_concentrated_out","periodic_batch_small_out"]}
 //! {"kind":"account","account":"…","typology":"payroll","rules":[]}
+//! {"kind":"scheme","scheme":"S000007","typology":"split_scheme","investors":41,"raised":"512345.67","paid_back":"18320.00","lead_region":"330106","regions":["330106","330110"],"accounts":[{"account":"…","role":"collector","region":"330106"},{"account":"…","role":"payout","region":"330110"}]}
 //! {"kind":"large_value","account":"…","day":"2026-03-02","direction":"in","line":"cash"}
 //! ```
 //!
@@ -13,6 +14,14 @@
 //! are the exact set of (account, Beijing day, direction, line) reports the stream must raise.
 //! An optional `"detail"` string on account lines describes the planted parameters; readers
 //! ignore it and any other unknown field.
+//!
+//! Scheme lines (evasive profile only; older files have none) are the truth a case record is
+//! compared against, one per scheme with a labelled collector or payout account, counted from
+//! the transfers actually written: `investors` distinct payers into the collector (distinct
+//! payees of the payout batches when no collector is in the bank), `raised` what they paid in
+//! (`"0.00"` without a collector), `paid_back` what the payout batches paid, `lead_region` the
+//! collector's region (the payout account's without one), `regions` the sorted distinct
+//! regions of the scheme's labelled accounts, `accounts` those accounts with role and region.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -64,10 +73,107 @@ pub struct LargeValueLabel {
     pub line: String,
 }
 
+/// One account of a scheme line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SchemeAccount {
+    pub account: String,
+    /// `collector`, `payout` or `receiver`.
+    pub role: String,
+    /// County/district code; every in-bank account has one.
+    #[serde(default)]
+    pub region: Option<String>,
+}
+
+/// The truth about one scheme (a `"kind":"scheme"` line).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SchemeLabel {
+    /// The scheme id its account lines carry (`S000123`).
+    pub scheme: String,
+    /// The generator that planted it: `split_scheme`, `collect_and_pay`, `periodic_payout`,
+    /// `scatter_in`.
+    pub typology: String,
+    /// Distinct payers into the collector (涉众人数); distinct payees without a collector.
+    pub investors: u64,
+    /// Yuan paid in by the investors, decimal with two places.
+    pub raised: String,
+    /// Yuan the payout batches paid to investors, decimal with two places.
+    pub paid_back: String,
+    #[serde(default)]
+    pub lead_region: Option<String>,
+    #[serde(default)]
+    pub regions: Vec<String>,
+    #[serde(default)]
+    pub accounts: Vec<SchemeAccount>,
+}
+
+impl SchemeLabel {
+    fn with_role<'a>(&'a self, role: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.accounts
+            .iter()
+            .filter(move |a| a.role == role)
+            .map(|a| a.account.as_str())
+    }
+
+    /// The (first) collector account, if the scheme has one in the bank.
+    pub fn collector(&self) -> Option<&str> {
+        self.with_role("collector").next()
+    }
+
+    /// The (first) account labelled `payout`.
+    pub fn payout(&self) -> Option<&str> {
+        self.with_role("payout").next()
+    }
+
+    /// The account a case must hold for the scheme to count as found: the collector, else
+    /// the payout account.
+    pub fn anchor(&self) -> Option<&str> {
+        self.collector().or_else(|| self.payout())
+    }
+
+    /// `raised` in fen.
+    pub fn raised_fen(&self) -> Option<u64> {
+        parse_yuan(&self.raised)
+    }
+
+    /// `paid_back` in fen.
+    pub fn paid_back_fen(&self) -> Option<u64> {
+        parse_yuan(&self.paid_back)
+    }
+}
+
+/// Fen as a yuan decimal with two places (`12345` → `"123.45"`).
+pub fn format_yuan(fen: u64) -> String {
+    format!("{}.{:02}", fen / 100, fen % 100)
+}
+
+/// A non-negative yuan decimal (`"123"`, `"123.4"`, `"123.45"`) in fen; `None` for anything
+/// else, including more than two decimal places.
+pub fn parse_yuan(s: &str) -> Option<u64> {
+    let (int, frac) = match s.split_once('.') {
+        Some((i, f)) => (i, f),
+        None => (s, ""),
+    };
+    if int.is_empty() || !int.bytes().all(|b| b.is_ascii_digit()) || frac.len() > 2 {
+        return None;
+    }
+    if !frac.bytes().all(|b| b.is_ascii_digit()) || (s.contains('.') && frac.is_empty()) {
+        return None;
+    }
+    let mut fen: u64 = int.parse::<u64>().ok()?.checked_mul(100)?;
+    let f = match frac.len() {
+        0 => 0,
+        1 => frac.parse::<u64>().ok()? * 10,
+        _ => frac.parse::<u64>().ok()?,
+    };
+    fen = fen.checked_add(f)?;
+    Some(fen)
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 enum LabelLine {
     Account(AccountLabel),
+    Scheme(SchemeLabel),
     LargeValue(LargeValueLabel),
 }
 
@@ -89,6 +195,8 @@ pub enum LabelsError {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Labels {
     pub accounts: Vec<AccountLabel>,
+    /// Scheme truth lines, by scheme id (empty for the standard profile and older files).
+    pub schemes: Vec<SchemeLabel>,
     pub large_value: Vec<LargeValueLabel>,
 }
 
@@ -115,6 +223,17 @@ impl Labels {
                     }
                     labels.accounts.push(a);
                 }
+                LabelLine::Scheme(sc) => {
+                    for (name, v) in [("raised", &sc.raised), ("paid_back", &sc.paid_back)] {
+                        if parse_yuan(v).is_none() {
+                            return Err(LabelsError::Invalid {
+                                line: n,
+                                message: format!("scheme {}: {name} {v:?} is not a yuan decimal", sc.scheme),
+                            });
+                        }
+                    }
+                    labels.schemes.push(sc);
+                }
                 LabelLine::LargeValue(l) => {
                     if l.direction != "in" && l.direction != "out" {
                         return Err(LabelsError::Invalid {
@@ -135,10 +254,16 @@ impl Labels {
         Ok(labels)
     }
 
-    /// Write in the documented format (account lines first, then large-value lines).
+    /// Write in the documented format (account lines first, then scheme lines, then
+    /// large-value lines).
     pub fn write(&self, mut w: impl Write) -> Result<(), LabelsError> {
         for a in &self.accounts {
             let line = serde_json::to_string(&LabelLine::Account(a.clone()))
+                .map_err(|source| LabelsError::Json { line: 0, source })?;
+            writeln!(w, "{line}")?;
+        }
+        for sc in &self.schemes {
+            let line = serde_json::to_string(&LabelLine::Scheme(sc.clone()))
                 .map_err(|source| LabelsError::Json { line: 0, source })?;
             writeln!(w, "{line}")?;
         }
@@ -357,6 +482,75 @@ mod tests {
         let again = Labels::read(out.as_slice())?;
         assert_eq!(l, again);
         Ok(())
+    }
+
+    const WITH_SCHEMES: &str = r#"{"kind":"account","account":"A","typology":"split_collector","rules":["scatter_in_concentrated_out"],"scheme":"S000001","role":"collector"}
+{"kind":"account","account":"P","typology":"split_payout","rules":["periodic_batch_small_out"],"scheme":"S000001","role":"payout"}
+{"kind":"scheme","scheme":"S000001","typology":"split_scheme","investors":3,"raised":"1500.50","paid_back":"30.00","lead_region":"330106","regions":["330106","330110"],"accounts":[{"account":"A","role":"collector","region":"330106"},{"account":"P","role":"payout","region":"330110"}],"future_field":[1,2]}
+{"kind":"scheme","scheme":"S000002","typology":"periodic_payout","investors":9,"raised":"0.00","paid_back":"99.9","accounts":[{"account":"Q","role":"payout"}]}
+{"kind":"large_value","account":"D","day":"2026-01-02","direction":"in","line":"cash"}
+"#;
+
+    #[test]
+    fn old_files_have_no_schemes() -> Result<(), LabelsError> {
+        let l = Labels::read(SAMPLE.as_bytes())?;
+        assert!(l.schemes.is_empty());
+        let mut out = Vec::new();
+        l.write(&mut out)?;
+        assert!(!String::from_utf8_lossy(&out).contains("\"kind\":\"scheme\""));
+        Ok(())
+    }
+
+    #[test]
+    fn scheme_lines_round_trip() -> Result<(), LabelsError> {
+        let l = Labels::read(WITH_SCHEMES.as_bytes())?;
+        assert_eq!((l.accounts.len(), l.schemes.len(), l.large_value.len()), (2, 2, 1));
+        let s = &l.schemes[0];
+        assert_eq!(s.collector(), Some("A"));
+        assert_eq!(s.payout(), Some("P"));
+        assert_eq!(s.anchor(), Some("A"));
+        assert_eq!(s.raised_fen(), Some(150_050));
+        assert_eq!(s.lead_region.as_deref(), Some("330106"));
+        // Missing region, lead_region and regions read as absent / empty.
+        let q = &l.schemes[1];
+        assert_eq!((q.collector(), q.anchor()), (None, Some("Q")));
+        assert_eq!(q.lead_region, None);
+        assert!(q.regions.is_empty());
+        assert_eq!(q.accounts[0].region, None);
+        assert_eq!(q.paid_back_fen(), Some(9_990));
+        let mut out = Vec::new();
+        l.write(&mut out)?;
+        let text = String::from_utf8_lossy(&out).into_owned();
+        let kinds: Vec<&str> = text
+            .lines()
+            .map(|x| if x.contains("\"kind\":\"scheme\"") { "s" } else { "o" })
+            .collect();
+        assert_eq!(kinds, ["o", "o", "s", "s", "o"]);
+        assert_eq!(Labels::read(out.as_slice())?, l);
+        // A bad amount names the line.
+        let bad = WITH_SCHEMES.replace("\"1500.50\"", "\"1,500.50\"");
+        assert!(matches!(
+            Labels::read(bad.as_bytes()),
+            Err(LabelsError::Invalid { line: 3, .. })
+        ));
+        Ok(())
+    }
+
+    #[test]
+    fn yuan_decimals() {
+        assert_eq!(format_yuan(0), "0.00");
+        assert_eq!(format_yuan(1_234_507), "12345.07");
+        for (s, v) in [
+            ("0", Some(0)),
+            ("12.3", Some(1230)),
+            ("12.34", Some(1234)),
+            ("7.05", Some(705)),
+        ] {
+            assert_eq!(parse_yuan(s), v, "{s}");
+        }
+        for s in ["", ".5", "1.", "1.234", "-1", "1e3", "1,0", " 1"] {
+            assert_eq!(parse_yuan(s), None, "{s}");
+        }
     }
 
     #[test]

@@ -31,10 +31,13 @@ mod util;
 use std::collections::BTreeMap;
 use std::io::Write;
 
-use model::{World, R_PERIODIC, R_RAPID, R_SCATTER, R_STRUCT};
+use model::{World, REGIONS, R_PERIODIC, R_RAPID, R_SCATTER, R_STRUCT};
 use util::{lognormal, sub_rng, Rng};
 
-pub use labels::{AccountLabel, Evaluation, Labels, LabelsError, LargeValueKey, LargeValueLabel, RuleScore, RULES};
+pub use labels::{
+    AccountLabel, Evaluation, Labels, LabelsError, LargeValueKey, LargeValueLabel, RuleScore, SchemeAccount,
+    SchemeLabel, RULES,
+};
 
 /// Options of `fundwatch generate`.
 #[derive(Debug, Clone, clap::Args)]
@@ -517,6 +520,13 @@ const EVASIVE_KINDS: &[Kind] = &[
         mean_events: 250.0,
         gen: evasive_lookalikes::property_fees,
     },
+    Kind {
+        tag: 410,
+        per_million: 15.0,
+        min: 2,
+        mean_events: 300.0,
+        gen: evasive_lookalikes::staff_canteen,
+    },
 ];
 
 const TAG_WORLD: u64 = 1;
@@ -716,5 +726,69 @@ fn make_labels(w: &World, hits: &[lv::Hit], seen: &[bool]) -> Labels {
         .collect();
     lvs.sort();
     labels.large_value = lvs;
+    labels.schemes = scheme_lines(w, seen);
     labels
+}
+
+/// One scheme line per scheme with a labelled (seen) collector or payout account, from the
+/// flows noted as its entries were written.
+fn scheme_lines(w: &World, seen: &[bool]) -> Vec<SchemeLabel> {
+    let mut members: BTreeMap<u32, Vec<&model::Planted>> = BTreeMap::new();
+    for p in &w.planted {
+        if p.scheme != 0 && seen[p.account as usize] && !p.role.is_empty() {
+            let m = members.entry(p.scheme).or_default();
+            if !m.iter().any(|q| q.account == p.account) {
+                m.push(p);
+            }
+        }
+    }
+    let region = |a: u32| {
+        w.monitored(a)
+            .then(|| REGIONS[w.accts[a as usize].region as usize].to_string())
+    };
+    let mut out = Vec::new();
+    for (scheme, ps) in members {
+        let role = |r: &str| ps.iter().find(|p| p.role == r).map(|p| p.account);
+        let (collector, payout) = (role("collector"), role("payout"));
+        let Some(lead) = collector.or(payout) else {
+            continue; // cut short: only receivers were labelled
+        };
+        let Some(f) = w.flows.get(scheme as usize - 1) else {
+            continue;
+        };
+        let distinct = |xs: &[(u32, u64)]| {
+            xs.iter()
+                .map(|x| x.0)
+                .collect::<std::collections::BTreeSet<u32>>()
+                .len() as u64
+        };
+        let (investors, raised) = if collector.is_some() {
+            (distinct(&f.paid_in), f.paid_in.iter().map(|x| x.1).sum::<u64>())
+        } else {
+            (distinct(&f.paid_out), 0)
+        };
+        let paid_back: u64 = f.paid_out.iter().map(|x| x.1).sum();
+        let accounts: Vec<SchemeAccount> = ps
+            .iter()
+            .map(|p| SchemeAccount {
+                account: w.account_name(p.account),
+                role: p.role.to_string(),
+                region: region(p.account),
+            })
+            .collect();
+        let mut regions: Vec<String> = accounts.iter().filter_map(|a| a.region.clone()).collect();
+        regions.sort();
+        regions.dedup();
+        out.push(SchemeLabel {
+            scheme: format!("S{scheme:06}"),
+            typology: f.typology.to_string(),
+            investors,
+            raised: labels::format_yuan(raised),
+            paid_back: labels::format_yuan(paid_back),
+            lead_region: region(lead),
+            regions,
+            accounts,
+        });
+    }
+    out
 }

@@ -345,6 +345,18 @@ pub(crate) struct Planted {
     pub role: &'static str,
 }
 
+/// What one scheme actually moved, noted from the ledger entries as they were written (an
+/// entry past the horizon is never written, so never counted).
+#[derive(Debug, Default)]
+pub(crate) struct SchemeFlows {
+    /// The generator that planted it (`split_scheme`, …).
+    pub typology: &'static str,
+    /// (payer, fen) of every investor payment into the collector.
+    pub paid_in: Vec<(u32, u64)>,
+    /// (payee, fen) of every payment of a payout batch.
+    pub paid_out: Vec<(u32, u64)>,
+}
+
 // ---------------------------------------------------------------------------------------------
 // The world
 
@@ -374,6 +386,11 @@ pub(crate) struct World {
     pub clearing: Vec<u32>,
     /// Last scheme id handed out by [`World::new_scheme`].
     pub schemes: u32,
+    /// Flows of scheme `i + 1` (evasive profile).
+    pub flows: Vec<SchemeFlows>,
+    /// Background customers who invested in an evasive scheme, some of whom invest in the
+    /// next one too.
+    pub repeat_investors: Vec<u32>,
     name_salt: u64,
     jit: Rng,
 }
@@ -402,6 +419,8 @@ impl World {
             utility: 0,
             clearing: Vec::new(),
             schemes: 0,
+            flows: Vec::new(),
+            repeat_investors: Vec::new(),
             name_salt: crate::util::mix64(seed ^ 0x5EED_0FAC_C0DE),
             jit,
         };
@@ -518,10 +537,30 @@ impl World {
         });
     }
 
-    /// A new scheme id for [`World::label_scheme`].
-    pub fn new_scheme(&mut self) -> u32 {
+    /// A new scheme id for [`World::label_scheme`], planted by generator `typology`.
+    pub fn new_scheme(&mut self, typology: &'static str) -> u32 {
         self.schemes += 1;
+        self.flows.push(SchemeFlows {
+            typology,
+            ..SchemeFlows::default()
+        });
         self.schemes
+    }
+
+    /// Note the entries written since `from` (an index into `evs`) on `acct`'s own ledger
+    /// in direction `out` as scheme `scheme`'s investor payments (`out == false`) or payout
+    /// payments (`out == true`).
+    pub fn note_flows(&mut self, scheme: u32, from: usize, acct: u32, out: bool) {
+        let Some(f) = scheme.checked_sub(1).and_then(|i| self.flows.get_mut(i as usize)) else {
+            return;
+        };
+        let dst = if out { &mut f.paid_out } else { &mut f.paid_in };
+        dst.extend(
+            self.evs[from..]
+                .iter()
+                .filter(|e| e.account == acct && e.out() == out && e.cp != NONE)
+                .map(|e| (e.cp, e.amount)),
+        );
     }
 
     /// Label an account that belongs to scheme `scheme` in role `role`.

@@ -338,6 +338,17 @@ pub(crate) struct Payment {
     channel: Channel,
 }
 
+impl Payment {
+    pub fn new(payer: u32, amount: u64, t: u32, channel: Channel) -> Payment {
+        Payment {
+            payer,
+            amount,
+            t,
+            channel,
+        }
+    }
+}
+
 /// Parameters of one collection wave.
 pub(crate) struct Wave<'a> {
     pub start: u32,

@@ -107,6 +107,8 @@ fn evasive_schemes_hide_the_easy_signals() {
         "parttime_pay",
         "fixed_salary",
         "property_fees",
+        "staff_payroll",
+        "staff_canteen",
     ] {
         let k = labels.accounts.iter().filter(|a| a.typology == t).count();
         assert!(k >= 2, "typology {t}: {k} accounts at 200k records ({typ:?})");
@@ -182,4 +184,130 @@ fn evasive_schemes_hide_the_easy_signals() {
         assert!(recs.iter().any(|x| !x.out && !payers.contains(x.counterparty.as_str())));
     }
     assert!(split >= 5, "{split} separate payout accounts");
+}
+
+/// The scheme lines are the truth a case is scored against: recount them from the records.
+#[test]
+fn scheme_lines_match_the_records() {
+    let r = run(&evasive(60_000, 7));
+    let p = parse_stream(&r.stream);
+    let labels = read_labels(&r.labels);
+    let mut by_acct: HashMap<&str, Vec<&Rec>> = HashMap::new();
+    for x in &p.recs {
+        by_acct.entry(x.account.as_str()).or_default().push(x);
+    }
+    let typologies: BTreeSet<&str> = labels.schemes.iter().map(|s| s.typology.as_str()).collect();
+    assert_eq!(
+        typologies,
+        BTreeSet::from(["collect_and_pay", "periodic_payout", "scatter_in", "split_scheme"])
+    );
+    let ids: Vec<&str> = labels.schemes.iter().map(|s| s.scheme.as_str()).collect();
+    let mut sorted = ids.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(ids, sorted, "one line per scheme, in id order");
+    // Every scheme with a labelled collector or payout has a line, and only those.
+    let anchored: BTreeSet<&str> = labels
+        .accounts
+        .iter()
+        .filter(|a| matches!(a.role.as_deref(), Some("collector" | "payout")))
+        .filter_map(|a| a.scheme.as_deref())
+        .collect();
+    assert_eq!(anchored, ids.iter().copied().collect());
+
+    let fen = |s: &str| fundwatch_generate::labels::parse_yuan(s).unwrap_or_else(|| panic!("amount {s:?}")) as i64;
+    let mut invested_in: HashMap<&str, BTreeSet<&str>> = HashMap::new();
+    for s in &labels.schemes {
+        // The accounts are exactly the scheme's account labels, roles included.
+        let mut want: Vec<(&str, &str)> = labels
+            .accounts
+            .iter()
+            .filter(|a| a.scheme.as_deref() == Some(s.scheme.as_str()))
+            .map(|a| (a.account.as_str(), a.role.as_deref().unwrap_or("")))
+            .collect();
+        let mut got: Vec<(&str, &str)> = s
+            .accounts
+            .iter()
+            .map(|a| (a.account.as_str(), a.role.as_str()))
+            .collect();
+        want.sort();
+        got.sort();
+        assert_eq!(got, want, "{}", s.scheme);
+        // Regions as the records carry them.
+        for a in &s.accounts {
+            let rec_region = by_acct[a.account.as_str()].iter().find_map(|x| x.region.clone());
+            assert_eq!(a.region, rec_region, "{} {}", s.scheme, a.account);
+        }
+        let mut regions: Vec<String> = s.accounts.iter().filter_map(|a| a.region.clone()).collect();
+        regions.sort();
+        regions.dedup();
+        assert_eq!(s.regions, regions, "{}", s.scheme);
+        let lead = s
+            .anchor()
+            .unwrap_or_else(|| panic!("{}: no collector or payout", s.scheme));
+        let lead_region = s
+            .accounts
+            .iter()
+            .find(|a| a.account == lead)
+            .and_then(|a| a.region.clone());
+        assert_eq!(s.lead_region, lead_region, "{}", s.scheme);
+
+        let raised = fen(&s.raised);
+        let paid_back = fen(&s.paid_back);
+        match s.collector() {
+            Some(c) => {
+                let ins: Vec<&&Rec> = by_acct[c].iter().filter(|x| !x.out).collect();
+                let payers: BTreeSet<&str> = ins.iter().map(|x| x.counterparty.as_str()).collect();
+                let sum: i64 = ins.iter().map(|x| x.fen).sum();
+                if s.typology == "collect_and_pay" {
+                    // The controller may top the account up before a batch.
+                    assert!(s.investors <= payers.len() as u64 && raised <= sum, "{}", s.scheme);
+                    assert!(s.investors * 10 >= payers.len() as u64 * 8, "{}", s.scheme);
+                } else {
+                    // Only investors pay into a split or scatter-in collector.
+                    assert_eq!(s.investors, payers.len() as u64, "{} investors", s.scheme);
+                    assert_eq!(raised, sum, "{} raised", s.scheme);
+                }
+                for x in &ins {
+                    invested_in
+                        .entry(x.counterparty.as_str())
+                        .or_default()
+                        .insert(s.scheme.as_str());
+                }
+                assert!(s.investors >= 8, "{}: {} investors", s.scheme, s.investors);
+            }
+            None => {
+                assert_eq!(s.typology, "periodic_payout", "{}", s.scheme);
+                assert_eq!(raised, 0);
+                let payout = s.payout().unwrap_or_default();
+                let payees: BTreeSet<&str> = by_acct[payout]
+                    .iter()
+                    .filter(|x| x.out)
+                    .map(|x| x.counterparty.as_str())
+                    .collect();
+                assert!(s.investors >= 8 && s.investors <= payees.len() as u64, "{}", s.scheme);
+            }
+        }
+        // Paid back: out of the paying account, at most all it sent.
+        let payer = match s.typology.as_str() {
+            "collect_and_pay" => s.collector(),
+            _ => s.payout(),
+        };
+        match payer {
+            Some(a) => {
+                let out: i64 = by_acct[a].iter().filter(|x| x.out).map(|x| x.fen).sum();
+                assert!(paid_back <= out, "{}", s.scheme);
+                if s.payout().is_some() {
+                    assert!(paid_back > 0, "{}: a payout account that paid nothing", s.scheme);
+                }
+            }
+            None => assert!(s.typology == "scatter_in" || paid_back > 0 || s.payout().is_none()),
+        }
+        if s.typology == "scatter_in" {
+            assert_eq!(paid_back, 0, "{}", s.scheme);
+        }
+    }
+    // Some people put money into more than one scheme.
+    let repeat = invested_in.values().filter(|v| v.len() >= 2).count();
+    assert!(repeat >= 3, "{repeat} investors in two or more schemes");
 }
