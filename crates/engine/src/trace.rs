@@ -531,7 +531,7 @@ mod tests {
         }
         let top: Vec<u32> = {
             let mut v = t.0.clone();
-            v.sort_by(|a, b| b.1.cmp(&a.1));
+            v.sort_by_key(|e| std::cmp::Reverse(e.1));
             v.iter().take(2).map(|e| e.0).collect()
         };
         assert_eq!(top, vec![1, 2]);
