@@ -69,6 +69,11 @@ pub fn episodes(
         complete: true,
     };
     let cut = read_topic(base, alert_topic, since_ms, deadline, |msg| {
+        if from_linker(msg) {
+            // Raised by the case linker, not an episode of the engine (replay's engine never
+            // sees them either): no cooldown of the engine depends on it.
+            return;
+        }
         let Some(a) = msg
             .payload()
             .and_then(|p| serde_json::from_slice::<AlertEpisode>(p).ok())
@@ -83,6 +88,33 @@ pub fn episodes(
         }
     })?;
     out.complete = !cut;
+    Ok(out)
+}
+
+/// Header naming who wrote an alert: `linker` for alerts raised by a link.
+pub const SOURCE_HEADER: &str = "fundwatch.source";
+
+/// An alert the case linker wrote (header `fundwatch.source = linker`).
+pub fn from_linker<M: Message>(msg: &M) -> bool {
+    msg.headers().is_some_and(|h| {
+        h.iter()
+            .any(|h| h.key == SOURCE_HEADER && h.value == Some(&b"linker"[..]))
+    })
+}
+
+/// Ids of the linked alerts (header `fundwatch.source = linker`) committed on `alert_topic`:
+/// a restored linker does not send them again (it rebuilds its state from the final traces
+/// and may not have seen the intermediate one that raised an alert).
+pub fn linked_alerts(base: &ClientConfig, alert_topic: &str, timeout: Duration) -> Result<HashSet<String>, KafkaError> {
+    let deadline = Instant::now() + timeout;
+    let mut out = HashSet::new();
+    read_topic(base, alert_topic, 0, deadline, |msg| {
+        if from_linker(msg) {
+            if let Some(id) = msg.payload().and_then(|p| serde_json::from_slice::<AlertId>(p).ok()) {
+                out.insert(id.alert_id);
+            }
+        }
+    })?;
     Ok(out)
 }
 

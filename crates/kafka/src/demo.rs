@@ -65,6 +65,8 @@ pub fn demo(config: &Config, opts: &DemoOptions, shutdown: Shutdown) -> Result<D
     cluster.create_topic(&cfg.kafka.alert_topic, opts.partitions, 1)?;
     cluster.create_topic(&cfg.kafka.dead_letter_topic, 1, 1)?;
     cluster.create_topic(&cfg.kafka.state_topic, opts.partitions, 1)?;
+    cluster.create_topic(&cfg.kafka.trace_topic, 1, 1)?;
+    cluster.create_topic(&cfg.kafka.case_topic, 1, 1)?;
     let cfg = Arc::new(cfg);
     let popts = ProduceOptions {
         input: opts.input.clone(),

@@ -20,6 +20,8 @@
 //! Offsets are committed with `send_offsets_to_transaction(consumer.group_metadata())`
 //! (KIP-447), so a member that lost its partitions in a rebalance cannot commit for them.
 //! Offsets are never committed any other way (`enable.auto.commit=false`).
+//! With `[cases]` on, the engines' account traces go to `kafka.trace_topic` in the same
+//! transactions, and a case linker thread in every instance links them into cases (point 9).
 //!
 //! # Exactly-once argument
 //!
@@ -78,8 +80,8 @@
 //!    times out checks whether the coordinator answers without `require_stable`. Either way,
 //!    offsets that only an unstable read returns, while nothing of ours is open, mean a hung
 //!    (or another producer's open) transaction, and the service aborts what its producer id
-//!    has pending: a transaction with a filler record on every partition of the alert and
-//!    dead-letter topics (delivered first) and then offsets for the group, aborted. The hung
+//!    has pending: a transaction with a filler record on every partition of the alert,
+//!    dead-letter, trace and office topics (delivered first) and then offsets for the group, aborted. The hung
 //!    transaction is thereby aborted on every partition it can have touched, the committed
 //!    offsets are again the ones before it, and every partition is rebuilt from them as in 3.
 //!    If the stable offsets are then below this instance's last commit, that transaction was
@@ -124,6 +126,51 @@
 //!    another config's thresholds, past C, with an object missing or corrupt, or when K is
 //!    below the input's log start: then the rebuild of 2 runs.
 //!
+//! 9. Traces and the case linker (`service/linker.rs`). With `[cases] enabled` (default)
+//!    every engine keeps ledgers of the accounts in play (they are in its checkpoint) and
+//!    emits [`fundwatch_engine::AccountTrace`]s while emit is on; they go to the compacted,
+//!    single-partition `kafka.trace_topic` (key = account) in the same transaction as the
+//!    partition's alerts, in record order. By 1–3 and 8 the committed traces are exactly the
+//!    uninterrupted engines' traces, each once (a duplicate, which only the read-back of 6
+//!    could leave, is harmless: the linker ignores a trace whose `seq` is not newer).
+//!    Each instance also runs a linker on its own thread: a read_committed consumer of the
+//!    trace topic in the group `<group_id>.cases`, and a transactional producer whose id,
+//!    `<transactional_id_prefix>-<group_id>-cases`, is the same in every instance. The
+//!    trace topic has one partition, so one linker is active; the others stand by and take
+//!    over through the group. Taking over, a linker first calls `init_transactions`, which
+//!    fences the previous active linker and aborts its open transaction; then it reads the
+//!    group's committed offset T (stable), and the trace topic from the beginning to T with
+//!    emit off, as one `apply_all`; then from T to the end as its first live batch, then a
+//!    batch per `kafka.commit_interval`. A batch's case versions (to `kafka.case_topic`,
+//!    key = case id), linked alerts (to the alert topic, header `fundwatch.source = linker`),
+//!    office records (`[routing]`) and the consumed offset are one transaction, with
+//!    `send_offsets_to_transaction(group metadata)`, so a fenced or revoked linker commits
+//!    nothing. Why this is exactly-once: a case is a pure function of its accounts' latest
+//!    traces (crate `fundwatch-cases`), and the latest trace of every account below T is still
+//!    on the compacted topic (compaction keeps the newest record per key, and an account's
+//!    traces reach the topic in `seq` order: they come from the one engine partition owning it,
+//!    and a new owner emits only what the old one did not commit). So the restored linker holds
+//!    the cases the dead one held at T, whose outputs are committed, and what it emits after T
+//!    is what the dead one would have. `apply_all` over a batch writes each changed case
+//!    once, at its final state: the intermediate states compaction may have removed are never
+//!    needed. The last committed version of every case is therefore the uninterrupted
+//!    linker's final version; the intermediate versions, and `version` itself (the sum of the
+//!    accounts' trace numbers, bumped past the last version written), may differ from replay's,
+//!    which writes after every trace. A linked alert is raised once per account and first
+//!    finding (deterministic id); one raised by an intermediate state the restore does not see
+//!    again would be raised again later, so the restoring linker reads back the linked alerts
+//!    committed on the alert topic and does not send those again. Linked alerts are not the
+//!    engine's episodes: the cooldown read-back of 2 skips them (replay's engine never sees
+//!    them either). Limits: a rebuild without a checkpoint (2) rebuilds ledgers from the
+//!    lookback only, so its traces restart their numbering and the linker ignores them until
+//!    they pass the old numbers (keep checkpoints on); and a case opened only by traces that
+//!    compaction later removed below T cannot be closed by a restored linker that never saw it.
+//!    Scale: the linker reads only traces — a few per account in play per day, a few kilobytes
+//!    each — never transactions, so one active linker per group keeps up with many engine
+//!    instances; the state it holds is the latest trace per account in play.
+//!    Engine alerts go, in the engines' transactions, also to the office topic that
+//!    `route_alert` names; cases and linked alerts go to theirs in the linker's.
+//!
 //! Assumption: Kafka record timestamps of a partition are roughly non-decreasing
 //! (CreateTime set by producers, or LogAppendTime); a record whose Kafka timestamp is much
 //! later than records after it could make the rebuild start too late. Without metadata in
@@ -139,6 +186,7 @@ mod metrics;
 mod produce;
 mod reload;
 mod service;
+mod topics;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -40,6 +40,22 @@ pub struct Metrics {
     pub checkpoints: IntCounterVec,
     pub checkpoint_bytes: IntCounter,
     pub checkpoint_seconds: Histogram,
+    /// `fundwatch_traces_total`: account traces the engines sent to `kafka.trace_topic`.
+    pub traces: IntCounter,
+    /// `fundwatch_linker_traces_total`: traces the linker applied live (restores excluded).
+    pub linker_traces: IntCounter,
+    /// `fundwatch_cases_open`: open cases of this instance's linker (0 while it stands by).
+    pub cases_open: IntGauge,
+    /// `fundwatch_case_versions_total`: case versions the linker sent to `kafka.case_topic`.
+    pub case_versions: IntCounter,
+    /// `fundwatch_linked_alerts_total`: alerts raised by a link, sent to the alert topic.
+    pub linked_alerts: IntCounter,
+    /// `fundwatch_routed_records_total{kind}`: records sent to office topics (`[routing]`),
+    /// by kind: alert, case, notice.
+    pub routed_records: IntCounterVec,
+    /// `fundwatch_linker_restores_total`: the linker took the trace partition and rebuilt
+    /// its state from the trace topic.
+    pub linker_restores: IntCounter,
     /// Why the state may be wrong, by subject (e.g. "partition 3"): `/readyz` answers 503 with
     /// these while any is set.
     pub problems: std::sync::Mutex<std::collections::BTreeMap<String, String>>,
@@ -214,6 +230,59 @@ impl Metrics {
                         "Time to serialise and send one commit's checkpoints (inside its transaction)",
                     )
                     .buckets(vec![0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]),
+                )
+                .expect("valid metric"),
+            ),
+            traces: reg(
+                &r,
+                IntCounter::new(
+                    "fundwatch_traces_total",
+                    "Account traces the engines sent to the trace topic (committed or not)",
+                )
+                .expect("valid metric"),
+            ),
+            linker_traces: reg(
+                &r,
+                IntCounter::new(
+                    "fundwatch_linker_traces_total",
+                    "Traces the case linker applied live (restores excluded)",
+                )
+                .expect("valid metric"),
+            ),
+            cases_open: reg(
+                &r,
+                IntGauge::new(
+                    "fundwatch_cases_open",
+                    "Open cases of this instance's linker (0 while it stands by)",
+                )
+                .expect("valid metric"),
+            ),
+            case_versions: reg(
+                &r,
+                IntCounter::new(
+                    "fundwatch_case_versions_total",
+                    "Case versions the linker sent to the case topic (committed or not)",
+                )
+                .expect("valid metric"),
+            ),
+            linked_alerts: reg(
+                &r,
+                IntCounter::new(
+                    "fundwatch_linked_alerts_total",
+                    "Alerts raised by a link that the linker sent to the alert topic (committed or not)",
+                )
+                .expect("valid metric"),
+            ),
+            routed_records: cv(
+                "fundwatch_routed_records_total",
+                "Records sent to office topics ([routing]), by kind: alert, case, notice",
+                &["kind"],
+            ),
+            linker_restores: reg(
+                &r,
+                IntCounter::new(
+                    "fundwatch_linker_restores_total",
+                    "Times the linker took the trace partition and rebuilt its state from the trace topic",
                 )
                 .expect("valid metric"),
             ),

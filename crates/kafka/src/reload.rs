@@ -103,6 +103,11 @@ fn fixed_fields_changed(old: &Config, new: &Config) -> Vec<&'static str> {
         ("kafka.alert_topic", a.alert_topic != b.alert_topic),
         ("kafka.dead_letter_topic", a.dead_letter_topic != b.dead_letter_topic),
         ("kafka.state_topic", a.state_topic != b.state_topic),
+        ("kafka.trace_topic", a.trace_topic != b.trace_topic),
+        ("kafka.case_topic", a.case_topic != b.case_topic),
+        // The linker's state and the engines' ledgers are built under them.
+        ("cases", old.cases != new.cases),
+        ("routing", old.routing != new.routing),
         (
             "kafka.checkpoint_interval",
             a.checkpoint_interval != b.checkpoint_interval,
@@ -169,6 +174,22 @@ mod tests {
         match evaluate(&current, &group) {
             Verdict::Refused(why) => assert!(why.contains("kafka.group_id") && why.contains("restart"), "{why}"),
             v => panic!("{v:?}"),
+        }
+        for (name, text, field) in [
+            ("traces.toml", "[kafka]\ntrace_topic = \"other\"\n", "kafka.trace_topic"),
+            ("cases.toml", "[kafka]\ncase_topic = \"other\"\n", "kafka.case_topic"),
+            ("linking.toml", "[cases]\nmin_shared_people = 7\n", "cases"),
+            (
+                "routing.toml",
+                "[routing.regions]\n\"3301\" = \"office-hz\"\n",
+                "routing",
+            ),
+        ] {
+            let p = write(&dir, name, text);
+            match evaluate(&current, &p) {
+                Verdict::Refused(why) => assert!(why.contains(field) && why.contains("restart"), "{why}"),
+                v => panic!("{name}: {v:?}"),
+            }
         }
         let missing = dir.join("missing.toml");
         assert!(matches!(evaluate(&current, &missing), Verdict::Refused(_)));

@@ -164,6 +164,9 @@ impl Pipeline {
                         let k = r.manifest.offset;
                         let applied = r.manifest.flushes.clone();
                         part.engine = r.engine;
+                        // A restored engine comes back with tracing off (its ledgers are in
+                        // the checkpoint).
+                        part.engine.enable_traces(self.config.cases.enabled);
                         part.ck = r.ck;
                         part.kts = r.manifest.kts;
                         part.ets = r.manifest.ets;

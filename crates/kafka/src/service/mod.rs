@@ -20,11 +20,15 @@
 //! - `transactions.rs`: the producer side: beginning, sending into, committing and aborting
 //!   transactions, sending offsets (bounded against a wedged producer), retries,
 //!   `init_transactions`, the producer context `ProducerCtx`.
+//! - `linker.rs`: the case linker thread (crate doc, point 9): group `<group_id>.cases` on the
+//!   single-partition trace topic, restore on assignment, batches of traces into case
+//!   versions, linked alerts and office records in its own transactions.
 //! - `recovery.rs`: rebuilding from the committed offsets (`reset`), re-creating the producer,
 //!   ending a hung transaction (`abort_hung`, read-back of the committed output), config reload.
 
 mod assignment;
 mod checkpointing;
+mod linker;
 mod partition;
 mod pipeline;
 mod processing;
@@ -122,6 +126,23 @@ pub struct RunSummary {
     pub checkpoints: u64,
     pub checkpoint_bytes: u64,
     pub checkpoint_seconds: f64,
+    /// Account traces the engines wrote to `kafka.trace_topic` (committed).
+    pub traces: u64,
+    /// Records routed to office topics (committed), by kind: alert, case, notice (engine
+    /// alerts and the linker's records together).
+    pub routed_records: BTreeMap<String, u64>,
+    /// Traces the linker of this instance applied live (committed; restores not counted).
+    pub linker_traces: u64,
+    /// Case versions this instance's linker committed to `kafka.case_topic`.
+    pub case_versions: u64,
+    /// Alerts raised by a link that this instance's linker committed to the alert topic.
+    pub linked_alerts: u64,
+    /// Open cases of this instance's linker when it stopped (0 when it was not the active one).
+    pub cases_open: u64,
+    /// Times this instance's linker took the trace partition and restored its state, and the
+    /// traces those restores re-read.
+    pub linker_restores: u64,
+    pub linker_restored_traces: u64,
 }
 
 /// Most records taken from the consumer's queue per batch.
@@ -255,6 +276,56 @@ impl Service {
             None
         };
 
+        let cases = self.config.cases.enabled;
+        {
+            // The trace topic has one partition: one active linker per group links them all.
+            let mut wanted = Vec::new();
+            if cases {
+                wanted.push(crate::topics::Wanted {
+                    name: &kafka.trace_topic,
+                    partitions: 1,
+                    compacted: true,
+                    what: "trace topic",
+                });
+                wanted.push(crate::topics::Wanted {
+                    name: &kafka.case_topic,
+                    partitions: 1,
+                    compacted: true,
+                    what: "case topic",
+                });
+            }
+            let offices: std::collections::BTreeSet<&String> = self.config.routing.regions.values().collect();
+            for t in offices {
+                wanted.push(crate::topics::Wanted {
+                    name: t,
+                    partitions: 1,
+                    compacted: false,
+                    what: "office topic",
+                });
+            }
+            if !wanted.is_empty() {
+                let admin = client_config(&kafka.brokers, &kafka.client, Role::Admin)?;
+                crate::topics::ensure(&admin, &wanted, op_timeout)?;
+            }
+        }
+        let drain = Arc::new(AtomicBool::new(false));
+        let linker_thread = if cases {
+            let t = linker::spawn(linker::LinkerOptions {
+                config: self.config.clone(),
+                instance_id: id.clone(),
+                transactional,
+                metrics: self.metrics.clone(),
+                shutdown: shutdown.clone(),
+                drain: drain.clone(),
+            })
+            .map_err(|e| KafkaError::Other(format!("cannot start the linker thread: {e}")))?;
+            info!(topic = %kafka.trace_topic, case_topic = %kafka.case_topic, transactional_id = %linker::transactional_id(&self.config), "traces on; case linker started");
+            Some(t)
+        } else {
+            info!("[cases] enabled = false: no traces, no case linker");
+            None
+        };
+
         let mut cc = client_config(&kafka.brokers, &kafka.client, Role::Consumer)?;
         cc.set("group.id", &kafka.group_id);
         cc.set("enable.auto.commit", "false");
@@ -266,6 +337,7 @@ impl Service {
             topic: kafka.input_topic.clone(),
             alert_topic: kafka.alert_topic.clone(),
             dead_letter_topic: kafka.dead_letter_topic.clone(),
+            trace_topic: cases.then(|| kafka.trace_topic.clone()),
             producer: Arc::new(producer),
             wedged: false,
             transactional,
@@ -277,6 +349,8 @@ impl Service {
                 last_commit: Instant::now(),
                 txn_alerts: Vec::new(),
                 txn_rejects: Vec::new(),
+                txn_traces: 0,
+                txn_routed: BTreeMap::new(),
                 last_txn: TxnCounts::default(),
             },
             needs_reset: false,
@@ -502,8 +576,34 @@ impl Service {
             }
         }
         drop(consumer);
+        // The linker links what the engines committed (drain mode: to the end) and stops.
+        drain.store(true, Ordering::SeqCst);
+        let linked = match linker_thread.map(|t| t.join()) {
+            None => None,
+            Some(Ok(Ok(s))) => Some(s),
+            Some(Ok(Err(e))) => return Err(e),
+            Some(Err(_)) => return Err(KafkaError::Other("the linker thread panicked".into())),
+        };
         let mut p = pipe.lock().unwrap_or_else(|e| e.into_inner());
         let mut summary = std::mem::take(&mut p.summary);
+        if let Some(l) = linked {
+            summary.linker_traces = l.traces;
+            summary.case_versions = l.case_versions;
+            summary.linked_alerts = l.linked_alerts;
+            summary.cases_open = l.cases_open;
+            summary.linker_restores = l.restores;
+            summary.linker_restored_traces = l.restored_traces;
+            summary.alerts += l.linked_alerts;
+            if l.linked_alerts > 0 {
+                *summary
+                    .alerts_by_rule
+                    .entry("periodic_batch_small_out".into())
+                    .or_default() += l.linked_alerts;
+            }
+            for (k, n) in l.routed {
+                *summary.routed_records.entry(k).or_default() += n;
+            }
+        }
         summary.seconds = started.elapsed().as_secs_f64();
         summary.records_per_second =
             (summary.records_consumed + summary.records_replayed) as f64 / summary.seconds.max(1e-9);

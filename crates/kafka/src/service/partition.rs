@@ -2,7 +2,7 @@
 //! committed offsets, flush points; the commit metadata stored with its offsets; processing
 //! one of its records (any thread) and going live after a rebuild.
 
-use fundwatch_engine::{Alert, Engine};
+use fundwatch_engine::{AccountTrace, Alert, Engine};
 use fundwatch_record::decode_json;
 use rdkafka::Message;
 use serde::{Deserialize, Serialize};
@@ -89,6 +89,8 @@ pub(super) struct PartOut {
 
 pub(super) enum Out {
     Alert(Box<Alert>),
+    /// An account trace for the linker (`kafka.trace_topic`).
+    Trace(Box<AccountTrace>),
     /// `index` into the batch.
     Reject {
         index: usize,
@@ -139,10 +141,16 @@ impl Part {
         if live {
             out.live += 1;
             out.events.extend(scratch.drain(..).map(|a| Out::Alert(Box::new(a))));
+            if self.engine.traces_enabled() {
+                out.events
+                    .extend(self.engine.take_traces().into_iter().map(|t| Out::Trace(Box::new(t))));
+            }
         } else {
             self.replayed += 1;
             out.replayed += 1;
             scratch.clear();
+            // Emit is off: nothing is traced, but never carry anything into the live part.
+            drop(self.engine.take_traces());
         }
         live
     }
@@ -150,8 +158,10 @@ impl Part {
 
 impl Pipeline {
     pub(super) fn new_part(&self, partition: i32) -> Part {
+        let mut engine = Engine::new(self.config.clone());
+        engine.enable_traces(self.config.cases.enabled);
         Part {
-            engine: Engine::new(self.config.clone()),
+            engine,
             label: partition.to_string(),
             live_from: i64::MIN,
             live: true,
@@ -177,6 +187,7 @@ impl Pipeline {
             part.engine.set_emit(false);
             part.engine.flush(scratch);
             scratch.clear();
+            drop(part.engine.take_traces());
         }
     }
 

@@ -27,6 +27,8 @@ pub(super) struct Pipeline {
     pub(super) topic: String,
     pub(super) alert_topic: String,
     pub(super) dead_letter_topic: String,
+    /// Where the engines' account traces go (None: `[cases] enabled = false`).
+    pub(super) trace_topic: Option<String>,
     /// Shared with the helper thread of a bounded `send_offsets_to_transaction`.
     pub(super) producer: Arc<ThreadedProducer<ProducerCtx>>,
     /// A `send_offsets_to_transaction` never returned: the producer is replaced, not used.
@@ -68,6 +70,10 @@ pub(super) struct TxnState {
     /// Alerts of the open transaction, handed to the hook once committed.
     pub(super) txn_alerts: Vec<Alert>,
     pub(super) txn_rejects: Vec<String>,
+    /// Traces in the open transaction.
+    pub(super) txn_traces: u64,
+    /// Records routed to office topics in the open transaction, by kind.
+    pub(super) txn_routed: BTreeMap<&'static str, u64>,
     /// What the last committed transaction added to the summary, taken back if that
     /// transaction turns out hung and is aborted.
     pub(super) last_txn: TxnCounts,

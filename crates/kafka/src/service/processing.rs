@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use fundwatch_engine::Alert;
+use fundwatch_cases::{route_alert, Routed};
+use fundwatch_engine::{AccountTrace, Alert};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::Message;
 use tracing::{error, info};
@@ -125,6 +126,7 @@ impl Pipeline {
             for ev in out.events {
                 match ev {
                     Out::Alert(alert) => self.emit_one(*alert),
+                    Out::Trace(trace) => self.send_trace(&trace),
                     Out::Reject { index, code, reason } => self.dead_letter(&msgs[index], code, &reason),
                 }
             }
@@ -202,10 +204,31 @@ impl Pipeline {
                 self.send(&topic, alert.account.as_bytes(), &json, None);
                 self.alert_topic = topic;
                 self.metrics.alerts.with_label_values(&[&alert.rule]).inc();
+                if !self.config.routing.is_empty() {
+                    if let Some(r) = route_alert(&self.config.routing, &alert) {
+                        self.send(&r.topic, r.key.as_bytes(), r.value.as_bytes(), Some(routed_headers(&r)));
+                        self.metrics.routed_records.with_label_values(&[r.kind]).inc();
+                        *self.txn.txn_routed.entry(r.kind).or_default() += 1;
+                    }
+                }
                 self.txn.txn_alerts.push(alert);
             }
             Err(e) => error!(error = %e, "cannot serialise alert"),
         }
+    }
+
+    /// An engine's account trace, into the open transaction (key = account).
+    pub(super) fn send_trace(&mut self, trace: &AccountTrace) {
+        let Some(topic) = self.trace_topic.take() else { return };
+        match serde_json::to_vec(trace) {
+            Ok(json) => {
+                self.send(&topic, trace.account.as_bytes(), &json, None);
+                self.metrics.traces.inc();
+                self.txn.txn_traces += 1;
+            }
+            Err(e) => error!(error = %e, "cannot serialise a trace"),
+        }
+        self.trace_topic = Some(topic);
     }
 
     pub(super) fn emit(&mut self, buf: &mut Vec<Alert>) {
@@ -232,8 +255,25 @@ impl Pipeline {
             }
             // Make sure the flush point is committed even if the offset did not move.
             part.committed = part.committed.min(part.next_offset - 1);
+            let traces = part.engine.take_traces();
             self.emit(&mut buf);
+            for t in &traces {
+                self.send_trace(t);
+            }
         }
         self.buf = buf;
     }
+}
+
+/// Headers of a record routed to an office topic.
+pub(crate) fn routed_headers(r: &Routed) -> OwnedHeaders {
+    OwnedHeaders::new()
+        .insert(Header {
+            key: "fundwatch.region",
+            value: Some(r.region.as_str()),
+        })
+        .insert(Header {
+            key: "fundwatch.kind",
+            value: Some(r.kind),
+        })
 }

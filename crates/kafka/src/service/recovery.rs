@@ -39,6 +39,8 @@ impl Pipeline {
         self.txn.txn_failed = false;
         self.txn.txn_alerts.clear();
         self.txn.txn_rejects.clear();
+        self.txn.txn_traces = 0;
+        self.txn.txn_routed.clear();
         self.needs_reset = !self.parts.is_empty();
         self.metrics.recoveries.with_label_values(&["producer_recreated"]).inc();
         loop {
@@ -337,7 +339,12 @@ impl Pipeline {
                 value: Some("aborted; ends a hung transaction"),
             })
         };
-        for topic in [self.alert_topic.clone(), self.dead_letter_topic.clone()] {
+        // Every topic the engines' transactions write: alerts, dead letters, traces, offices.
+        let mut topics = vec![self.alert_topic.clone(), self.dead_letter_topic.clone()];
+        topics.extend(self.trace_topic.clone());
+        let offices: std::collections::BTreeSet<String> = self.config.routing.regions.values().cloned().collect();
+        topics.extend(offices);
+        for topic in topics {
             let md = self.producer.client().fetch_metadata(Some(&topic), self.op_timeout)?;
             let partitions: Vec<i32> = md
                 .topics()

@@ -208,6 +208,10 @@ impl Pipeline {
                     *self.summary.rejected_by_reason.entry(code.clone()).or_default() += 1;
                     *counts.rejects.entry(code).or_default() += 1;
                 }
+                self.summary.traces += std::mem::take(&mut self.txn.txn_traces);
+                for (kind, n) in std::mem::take(&mut self.txn.txn_routed) {
+                    *self.summary.routed_records.entry(kind.to_owned()).or_default() += n;
+                }
                 let alerts = std::mem::take(&mut self.txn.txn_alerts);
                 for a in &alerts {
                     self.summary.alerts += 1;
@@ -291,6 +295,8 @@ impl Pipeline {
         self.txn.txn_failed = false;
         self.txn.txn_alerts.clear();
         self.txn.txn_rejects.clear();
+        self.txn.txn_traces = 0;
+        self.txn.txn_routed.clear();
         self.metrics.transactions.with_label_values(&["aborted"]).inc();
         self.summary.transactions_aborted += 1;
         self.needs_reset = !self.parts.is_empty();
