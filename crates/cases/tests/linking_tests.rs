@@ -164,7 +164,7 @@ fn payout_accounts_are_linked_to_their_collector_and_schemes_stay_apart() {
         if let (Some(c), Some(p)) = (collector, payout) {
             if c.0 != p.0 {
                 pairs += 1;
-                if case_of.get(c.0).is_some() && case_of.get(c.0) == case_of.get(p.0) {
+                if case_of.contains_key(c.0) && case_of.get(c.0) == case_of.get(p.0) {
                     linked += 1;
                 }
             }
