@@ -514,68 +514,24 @@ impl Linker {
         let mut seen: HashSet<String> = HashSet::new();
         let mut old_ids: BTreeSet<String> = BTreeSet::new();
         let mut new_cases: Vec<(Vec<String>, Option<String>)> = Vec::new();
-        for start in affected {
-            if seen.contains(start) {
-                continue;
-            }
-            // Breadth-first over ties; untraced intermediaries are not nodes.
-            let mut comp: Vec<String> = Vec::new();
-            let mut queue = vec![start.clone()];
-            seen.insert(start.clone());
-            while let Some(a) = queue.pop() {
-                if let Some(id) = self.case_of.get(&a) {
-                    old_ids.insert(id.clone());
-                }
-                for e in self.edges.get(&a).into_iter().flatten() {
-                    for b in [&e.from, &e.to] {
-                        if self.traces.contains_key(b) && seen.insert(b.clone()) {
-                            queue.push(b.clone());
-                        }
-                    }
-                }
-                if self.traces.contains_key(&a) {
-                    comp.push(a);
-                }
-            }
-            comp.sort();
-            let id = self.case_id(&comp);
-            new_cases.push((comp, id));
-        }
-        // Accounts of the old cases that lost their ties are recomputed too.
-        let mut extra: BTreeSet<String> = BTreeSet::new();
-        for id in &old_ids {
-            if let Some(c) = self.open.get(id) {
-                for acc in &c.accounts {
-                    if self.traces.contains_key(&acc.account) && !seen.contains(&acc.account) {
-                        extra.insert(acc.account.clone());
-                    }
-                }
-            }
-        }
-        if !extra.is_empty() {
-            for a in extra {
-                if seen.contains(&a) {
+        // The components around the affected accounts, then around every account of the old
+        // cases they touch (those that lost their ties), until nothing new turns up.
+        let mut work: BTreeSet<String> = affected.clone();
+        while !work.is_empty() {
+            for start in std::mem::take(&mut work) {
+                if seen.contains(&start) || !self.traces.contains_key(&start) {
                     continue;
                 }
-                let mut comp = Vec::new();
-                let mut queue = vec![a.clone()];
-                seen.insert(a);
-                while let Some(x) = queue.pop() {
-                    if let Some(id) = self.case_of.get(&x) {
-                        old_ids.insert(id.clone());
-                    }
-                    for e in self.edges.get(&x).into_iter().flatten() {
-                        for b in [&e.from, &e.to] {
-                            if self.traces.contains_key(b) && seen.insert(b.clone()) {
-                                queue.push(b.clone());
-                            }
-                        }
-                    }
-                    comp.push(x);
-                }
-                comp.sort();
+                let comp = self.component(start, &mut seen, &mut old_ids);
                 let id = self.case_id(&comp);
                 new_cases.push((comp, id));
+            }
+            for id in &old_ids {
+                for acc in self.open.get(id).into_iter().flat_map(|c| &c.accounts) {
+                    if self.traces.contains_key(&acc.account) && !seen.contains(&acc.account) {
+                        work.insert(acc.account.clone());
+                    }
+                }
             }
         }
         // Unassign, then assign the recomputed components.
@@ -614,6 +570,29 @@ impl Linker {
                 self.touched.insert(id.clone());
             }
         }
+    }
+
+    /// The traced accounts tied to `start`, breadth-first (untraced intermediaries are not
+    /// nodes), sorted; notes the open cases they were in.
+    fn component(&self, start: String, seen: &mut HashSet<String>, old_ids: &mut BTreeSet<String>) -> Vec<String> {
+        let mut comp = Vec::new();
+        seen.insert(start.clone());
+        let mut queue = vec![start];
+        while let Some(a) = queue.pop() {
+            if let Some(id) = self.case_of.get(&a) {
+                old_ids.insert(id.clone());
+            }
+            for e in self.edges.get(&a).into_iter().flatten() {
+                for b in [&e.from, &e.to] {
+                    if self.traces.contains_key(b) && seen.insert(b.clone()) {
+                        queue.push(b.clone());
+                    }
+                }
+            }
+            comp.push(a);
+        }
+        comp.sort();
+        comp
     }
 
     /// A component's case id, or None when it is not a case (no alerted collector or payout).
