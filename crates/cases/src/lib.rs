@@ -442,34 +442,27 @@ impl Linker {
                 });
             }
         }
-        // Through one intermediary outside the traces: a's outflow funds b.
-        for f in large(&t.receivers, t.outflow_fen, s) {
-            let x = &f.counterparty;
-            if self.traces.contains_key(x) || self.is_hub(x) {
-                continue;
-            }
-            for b in self.named_funder.get(x).into_iter().flatten() {
-                if b != a {
-                    found.insert(Edge {
-                        tie: Tie::Shared,
-                        from: a.to_owned(),
-                        to: b.clone(),
-                        via: Some(x.clone()),
-                    });
+        // Through one intermediary outside the traces: a's outflow funds b, or b's funds a.
+        let sides = [
+            (&t.receivers, t.outflow_fen, &self.named_funder, true),
+            (&t.funders, t.inflow_fen, &self.named_receiver, false),
+        ];
+        for (flows, total, named, outgoing) in sides {
+            for f in large(flows, total, s) {
+                let x = &f.counterparty;
+                if self.traces.contains_key(x) || self.is_hub(x) {
+                    continue;
                 }
-            }
-        }
-        for f in large(&t.funders, t.inflow_fen, s) {
-            let x = &f.counterparty;
-            if self.traces.contains_key(x) || self.is_hub(x) {
-                continue;
-            }
-            for b in self.named_receiver.get(x).into_iter().flatten() {
-                if b != a {
+                for b in named.get(x).into_iter().flatten().filter(|b| *b != a) {
+                    let (from, to) = if outgoing {
+                        (a.to_owned(), b.clone())
+                    } else {
+                        (b.clone(), a.to_owned())
+                    };
                     found.insert(Edge {
                         tie: Tie::Shared,
-                        from: b.clone(),
-                        to: a.to_owned(),
+                        from,
+                        to,
                         via: Some(x.clone()),
                     });
                 }
