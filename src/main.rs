@@ -407,6 +407,14 @@ struct BacktestArgs {
     /// Also write config A's alerts (or, with --sweep, the base config's) as JSON Lines.
     #[arg(long)]
     alerts: Option<PathBuf>,
+    /// Also write config A's final cases (or the base config's) as JSON Lines, the last
+    /// version of each (what `score-cases` reads).
+    #[arg(long)]
+    cases: Option<PathBuf>,
+    /// Skip the case stage (as `[cases] enabled = false` does): no case tables. A sweep
+    /// with cases runs each point in full (the lanes share no traces); this keeps it fast.
+    #[arg(long)]
+    no_cases: bool,
 }
 
 fn write_alerts(path: &Path, alerts: &[Alert]) -> Result<()> {
@@ -424,10 +432,71 @@ fn describe(path: &Option<PathBuf>) -> String {
         .map_or_else(|| "built-in defaults".to_owned(), |p| p.display().to_string())
 }
 
+/// `--no-cases` switches the case stage off in a config.
+fn without_cases(cfg: Arc<Config>, no_cases: bool) -> Arc<Config> {
+    if !no_cases || !cfg.cases.enabled {
+        return cfg;
+    }
+    let mut c = (*cfg).clone();
+    c.cases.enabled = false;
+    Arc::new(c)
+}
+
+/// One line about a run's cases.
+fn case_line(out: &mut impl Write, name: &str, c: &fundwatch_backtest::CaseRun) -> Result<()> {
+    let sev = c
+        .by_severity()
+        .into_iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    writeln!(
+        out,
+        "  cases {name}: {} open ({}), {} linked alerts, {} case versions",
+        c.open().count(),
+        if sev.is_empty() { "none".to_owned() } else { sev },
+        c.linked_alerts.len(),
+        c.versions
+    )?;
+    Ok(())
+}
+
+fn case_score_line(out: &mut impl Write, s: &fundwatch_backtest::CaseScore) -> Result<()> {
+    let pct = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{:.1}%", 100.0 * v));
+    writeln!(
+        out,
+        "    against the scheme labels: found {}/{}, payout links {}/{}, impure {}, without a scheme {}, \
+         investors within 10% {}, raised within 10% {}",
+        s.schemes_found,
+        s.schemes,
+        s.payout_links,
+        s.payout_link_schemes,
+        s.impure_cases,
+        s.cases_without_scheme,
+        pct(s.investors_within_10pct_share),
+        pct(s.raised_within_10pct_share)
+    )?;
+    Ok(())
+}
+
+fn write_cases(path: &Path, cases: &[fundwatch_cases::CaseRecord]) -> Result<()> {
+    let mut w = BufWriter::new(File::create(path).with_context(|| format!("cannot write {}", path.display()))?);
+    for c in cases {
+        serde_json::to_writer(&mut w, c)?;
+        w.write_all(b"\n")?;
+    }
+    w.flush()?;
+    Ok(())
+}
+
 fn backtest(args: BacktestArgs) -> Result<()> {
     use fundwatch_backtest as bt;
-    let config_a = load_config(args.config.as_deref())?;
-    let config_b = args.against.as_deref().map(|p| load_config(Some(p))).transpose()?;
+    let config_a = without_cases(load_config(args.config.as_deref())?, args.no_cases);
+    let config_b = args
+        .against
+        .as_deref()
+        .map(|p| load_config(Some(p)).map(|c| without_cases(c, args.no_cases)))
+        .transpose()?;
     let labels = match &args.labels {
         Some(p) => Some(fundwatch_generate::labels::Labels::read(BufReader::new(
             File::open(p).with_context(|| format!("cannot open {}", p.display()))?,
@@ -502,6 +571,31 @@ fn backtest(args: BacktestArgs) -> Result<()> {
         if let Some(b) = &result.b {
             line("B", b, result.eval_b.as_ref());
         }
+        if let Some(c) = &result.a.cases {
+            writeln!(stdout)?;
+            case_line(&mut stdout, "A", c)?;
+            if let Some(s) = &result.case_score_a {
+                case_score_line(&mut stdout, s)?;
+            }
+        }
+        if let Some(c) = result.b.as_ref().and_then(|b| b.cases.as_ref()) {
+            case_line(&mut stdout, "B", c)?;
+            if let Some(s) = &result.case_score_b {
+                case_score_line(&mut stdout, s)?;
+            }
+        }
+        if let Some(d) = &result.case_diff {
+            writeln!(
+                stdout,
+                "  cases A to B: {} links made, {} broken, {} kept; {} cases only A, {} only B, {} change severity",
+                d.links_made.len(),
+                d.links_broken.len(),
+                d.links_both,
+                d.only_a.len(),
+                d.only_b.len(),
+                d.severity_changes()
+            )?;
+        }
         if let Some(d) = &result.diff {
             writeln!(stdout, "\nA against B (same rule, account and triggering record):")?;
             writeln!(
@@ -517,7 +611,7 @@ fn backtest(args: BacktestArgs) -> Result<()> {
                 )?;
             }
         }
-        finish(&mut stdout, &args, &result.a.alerts, || {
+        finish(&mut stdout, &args, &result.a, || {
             fundwatch_report::backtest_report(&result, &meta, &args.out)
         })?;
     } else {
@@ -557,8 +651,26 @@ fn backtest(args: BacktestArgs) -> Result<()> {
                 }
                 writeln!(stdout, "{row}")?;
             }
+            if let Some(c) = &pt.cases {
+                let d = c.diff.as_ref();
+                let mut row = format!(
+                    "  {:<60} cases {:>4} open, {:>4} past a line, links +{} -{}",
+                    pt.settings.to_string(),
+                    c.run.open().count(),
+                    c.run.past_a_line(),
+                    d.map_or(0, |d| d.links_made.len()),
+                    d.map_or(0, |d| d.links_broken.len())
+                );
+                if let Some(s) = &c.score {
+                    row.push_str(&format!(
+                        "  payout links {}/{}  impure {}",
+                        s.payout_links, s.payout_link_schemes, s.impure_cases
+                    ));
+                }
+                writeln!(stdout, "{row}")?;
+            }
         }
-        finish(&mut stdout, &args, &result.base.alerts, || {
+        finish(&mut stdout, &args, &result.base, || {
             fundwatch_report::sweep_report(&result, &meta, &args.out)
         })?;
     }
@@ -569,11 +681,20 @@ fn backtest(args: BacktestArgs) -> Result<()> {
 fn finish(
     out: &mut impl Write,
     args: &BacktestArgs,
-    alerts: &[Alert],
+    run: &fundwatch_backtest::RunOutput,
     report: impl FnOnce() -> Result<fundwatch_report::Written, fundwatch_report::ReportError>,
 ) -> Result<()> {
     if let Some(p) = &args.alerts {
-        write_alerts(p, alerts)?;
+        write_alerts(p, &run.alerts)?;
+    }
+    if let Some(p) = &args.cases {
+        match &run.cases {
+            Some(c) => write_cases(p, &c.cases)?,
+            None => anyhow::bail!(
+                "--cases {}: the case stage did not run ([cases] enabled = false or --no-cases)",
+                p.display()
+            ),
+        }
     }
     let written = report()?;
     writeln!(

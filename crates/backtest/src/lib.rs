@@ -12,10 +12,12 @@
 //! ([`run_lanes`]): admission, reordering and the windows are shared, each lane keeps only its
 //! own trackers and evaluations; (4) the lanes are split over all cores.
 //!
-//! [`cases`] scores the case stage's output (one record per scheme seen across accounts)
-//! against the labels' scheme lines.
+//! Cases too: with `[cases] enabled` (the default) a backtest and every sweep point also run
+//! the case stage ([`linking`]): how many schemes, how severe, what a threshold change links
+//! or unlinks. [`cases`] scores case records against the labels' scheme lines.
 
 pub mod cases;
+pub mod linking;
 pub mod stream;
 pub mod sweep;
 
@@ -29,6 +31,7 @@ use fundwatch_rules::{Config, RuleId};
 use serde::Serialize;
 
 pub use cases::{read_cases, score_cases, CaseRecord, CaseScore, CasesError};
+pub use linking::{case_diff, run_with_cases, CaseDiff, CaseMatch, CaseRun, LinkChange, LinkKey};
 pub use stream::DecodedStream;
 pub use sweep::{apply, AxisValue, Kind, Settings, SweepAxis, SweepError};
 
@@ -40,6 +43,8 @@ pub struct RunOutput {
     pub alerts: Vec<Alert>,
     pub stats: EngineStats,
     pub seconds: f64,
+    /// The case stage's output, when it ran ([`run_with_cases`]).
+    pub cases: Option<CaseRun>,
 }
 
 impl RunOutput {
@@ -104,12 +109,14 @@ pub fn run_lanes(stream: &DecodedStream, configs: &[Arc<Config>], clock: Clock) 
                 alerts: std::mem::take(&mut alerts),
                 stats: engine.stats().clone(),
                 seconds,
+                cases: None,
             },
             Some(i) => RunOutput {
                 config_version: engine.lane_config_version(i).to_owned(),
                 alerts: engine.take_lane_alerts(i),
                 stats: engine.lane_stats(i),
                 seconds,
+                cases: None,
             },
             None => run(stream, cfg.clone(), clock),
         })
@@ -195,9 +202,30 @@ pub struct Backtest {
     pub diff: Option<Diff>,
     pub eval_a: Option<Evaluation>,
     pub eval_b: Option<Evaluation>,
+    /// Both runs had the case stage: how B's cases differ from A's.
+    pub case_diff: Option<CaseDiff>,
+    /// With labels holding scheme lines: the cases scored against them.
+    pub case_score_a: Option<CaseScore>,
+    pub case_score_b: Option<CaseScore>,
 }
 
-/// Run A (and B, on a second core) over the stream.
+/// One run, with the case stage when its config's `[cases]` is enabled.
+pub fn run_config(stream: &DecodedStream, config: Arc<Config>, clock: Clock) -> RunOutput {
+    if config.cases.enabled {
+        run_with_cases(stream, config, clock)
+    } else {
+        run(stream, config, clock)
+    }
+}
+
+/// Cases scored against the labels, when there are scheme lines to score them by.
+pub fn score_run(labels: Option<&Labels>, run: &RunOutput) -> Option<CaseScore> {
+    let labels = labels.filter(|l| !l.schemes.is_empty())?;
+    run.cases.as_ref().map(|c| score_cases(labels, &c.scored()))
+}
+
+/// Run A (and B, on a second core) over the stream; each with the case stage when its
+/// config enables it.
 pub fn backtest(
     stream: &DecodedStream,
     a: Arc<Config>,
@@ -206,16 +234,23 @@ pub fn backtest(
     clock: Clock,
 ) -> Backtest {
     let (ra, rb) = std::thread::scope(|s| {
-        let hb = b.map(|b| s.spawn(move || run(stream, b, clock)));
-        let ra = run(stream, a, clock);
+        let hb = b.map(|b| s.spawn(move || run_config(stream, b, clock)));
+        let ra = run_config(stream, a, clock);
         // A panic in the engine is a bug; surface it rather than report half a comparison.
         let rb = hb.map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
         (ra, rb)
     });
     let diff = rb.as_ref().map(|rb| diff(&ra.alerts, &rb.alerts));
+    let case_diff = match (&ra.cases, rb.as_ref().and_then(|b| b.cases.as_ref())) {
+        (Some(ca), Some(cb)) => Some(case_diff(ca, cb)),
+        _ => None,
+    };
     Backtest {
         eval_a: labels.map(|l| evaluate(l, &ra.alerts)),
         eval_b: labels.and_then(|l| rb.as_ref().map(|rb| evaluate(l, &rb.alerts))),
+        case_score_a: score_run(labels, &ra),
+        case_score_b: rb.as_ref().and_then(|rb| score_run(labels, rb)),
+        case_diff,
         a: ra,
         b: rb,
         diff,
@@ -236,6 +271,17 @@ pub struct SweepPoint {
     /// The affected rules' alerts at this point (ids as a deployment of it would give).
     pub alerts: Vec<Alert>,
     pub seconds: f64,
+    /// The case stage at this point (a full run of the point's config), when enabled.
+    pub cases: Option<CasePoint>,
+}
+
+/// The cases of one sweep point.
+#[derive(Debug, Clone)]
+pub struct CasePoint {
+    pub run: CaseRun,
+    /// Against the base config's cases (when the base ran the case stage).
+    pub diff: Option<CaseDiff>,
+    pub score: Option<CaseScore>,
 }
 
 /// A finished sweep.
@@ -243,9 +289,10 @@ pub struct Sweep {
     pub axes: Vec<SweepAxis>,
     /// Rules re-evaluated at every point.
     pub affected: Vec<RuleId>,
-    /// The base config's full run.
+    /// The base config's full run (with its cases, when enabled).
     pub base: RunOutput,
     pub base_evaluation: Option<Evaluation>,
+    pub base_case_score: Option<CaseScore>,
     /// Grid order: the first axis varies slowest.
     pub points: Vec<SweepPoint>,
     pub threads: usize,
@@ -298,9 +345,11 @@ pub fn sweep(
     // rules but carries the full config's version, so its alerts are the ones a deployment
     // of the full config would raise, ids included.
     let mut configs = Vec::with_capacity(settings.len());
+    let mut fulls = Vec::with_capacity(settings.len());
     for s in &settings {
         let full = apply(&base, s)?;
         let version = config_version(&full);
+        fulls.push(Arc::new(full.clone()));
         let mut iso = full;
         iso.version = version.clone();
         disable_except(&mut iso, &affected);
@@ -349,17 +398,91 @@ pub fn sweep(
             evaluation: labels.map(|l| evaluate(l, &all)),
             alerts,
             seconds: out.seconds,
+            cases: None,
         });
     }
+    let mut base_run = base_run;
+    sweep_cases(
+        stream,
+        &base,
+        &axes,
+        &fulls,
+        &mut base_run,
+        &mut points,
+        labels,
+        threads,
+        clock,
+    );
     Ok(Sweep {
         axes,
         affected,
         base_evaluation: labels.map(|l| evaluate(l, &base_run.alerts)),
+        base_case_score: score_run(labels, &base_run),
         base: base_run,
         points,
         threads,
         seconds: start.elapsed().as_secs_f64(),
     })
+}
+
+/// The case stage of a sweep, when the base or any point enables it. Axes of `[cases]`
+/// only: one traced run, a linker per point over its traces. Otherwise each point is a
+/// full run of its config with the case stage (the lanes share no traces), spread over
+/// `threads`.
+#[allow(clippy::too_many_arguments)]
+fn sweep_cases(
+    stream: &DecodedStream,
+    base: &Arc<Config>,
+    axes: &[SweepAxis],
+    fulls: &[Arc<Config>],
+    base_run: &mut RunOutput,
+    points: &mut [SweepPoint],
+    labels: Option<&Labels>,
+    threads: usize,
+    clock: Clock,
+) {
+    if !base.cases.enabled && !fulls.iter().any(|c| c.cases.enabled) {
+        return;
+    }
+    let mut runs: Vec<Option<CaseRun>> = if axes.iter().all(SweepAxis::cases_only) {
+        let variants: Vec<_> = fulls.iter().map(|c| c.cases.clone()).collect();
+        let (b, per) = linking::link_variants(stream, base.clone(), &variants, clock);
+        let mut v = vec![b.cases.filter(|_| base.cases.enabled)];
+        v.extend(per.into_iter().zip(fulls).map(|(r, c)| c.cases.enabled.then_some(r)));
+        v
+    } else {
+        let mut tasks: Vec<Arc<Config>> = vec![base.clone()];
+        tasks.extend(fulls.iter().cloned());
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let out: Mutex<Vec<Option<CaseRun>>> = Mutex::new(vec![None; tasks.len()]);
+        std::thread::scope(|s| {
+            for _ in 0..threads.clamp(1, tasks.len()) {
+                s.spawn(|| loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(cfg) = tasks.get(i) else { break };
+                    if !cfg.cases.enabled {
+                        continue;
+                    }
+                    let r = run_with_cases(stream, cfg.clone(), clock).cases;
+                    if let Ok(mut o) = out.lock() {
+                        o[i] = r;
+                    }
+                });
+            }
+        });
+        out.into_inner().unwrap_or_else(|e| e.into_inner())
+    };
+    let base_cases = runs.first_mut().and_then(Option::take);
+    for (pt, run) in points.iter_mut().zip(runs.into_iter().skip(1)) {
+        pt.cases = run.map(|run| CasePoint {
+            diff: base_cases.as_ref().map(|b| case_diff(b, &run)),
+            score: labels
+                .filter(|l| !l.schemes.is_empty())
+                .map(|l| score_cases(l, &run.scored())),
+            run,
+        });
+    }
+    base_run.cases = base_cases;
 }
 
 /// Switch off every rule not in `keep` (their alerts come from the base run).

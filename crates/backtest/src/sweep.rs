@@ -140,6 +140,8 @@ impl SweepAxis {
                 format!("rules.{}.{param}", rule_alias(rule).unwrap_or(rule))
             }
             ["engine" | "segments", _] => path.to_owned(),
+            // The case stage's thresholds: the rules' alerts stay, the cases change.
+            ["cases", ..] => path.to_owned(),
             ["kafka" | "service", ..] => {
                 return Err(field_err(format!(
                     "{path} does not change what is detected; sweep a rule or engine threshold"
@@ -148,7 +150,8 @@ impl SweepAxis {
             _ => {
                 return Err(field_err(format!(
                     "unknown field {path}; name a rule (scatter_in_concentrated_out, periodic_batch_small_out, \
-                     rapid_pass_through, structuring, large_value) and one of its thresholds"
+                     rapid_pass_through, structuring, large_value) and one of its thresholds, or a [cases] \
+                     threshold (cases.min_shared_people, cases.prosecution.people, …)"
                 )))
             }
         };
@@ -208,8 +211,16 @@ impl SweepAxis {
             .and_then(RuleId::parse)
     }
 
+    /// A `[cases]` field: it changes how accounts link into cases, no rule's alerts.
+    pub fn cases_only(&self) -> bool {
+        self.path.starts_with("cases.")
+    }
+
     /// Rules whose alerts a change of this field can change.
     pub fn affects(&self) -> Vec<RuleId> {
+        if self.cases_only() {
+            return Vec::new();
+        }
         match self.rule() {
             // Structuring watches the amounts just under the large-value lines.
             Some(RuleId::LargeValue) => vec![RuleId::Structuring, RuleId::LargeValue],

@@ -212,3 +212,148 @@ fn lanes_of_one_engine_equal_separate_engines() {
         assert_eq!(out.stats, alone.stats);
     }
 }
+
+/// An evasive generated stream (schemes hiding the planted signals, separate payout
+/// accounts, look-alikes), written once for the tests of this file that need cases.
+fn scheme_stream() -> (&'static PathBuf, &'static Labels) {
+    static S: std::sync::OnceLock<(tempfile::TempDir, PathBuf, Labels)> = std::sync::OnceLock::new();
+    let s = S.get_or_init(|| {
+        use fundwatch_generate::{generate, GenerateOptions, Profile};
+        let dir = tempfile::tempdir().unwrap();
+        let (stream, labels) = (dir.path().join("stream.jsonl"), dir.path().join("labels.jsonl"));
+        let opts = GenerateOptions {
+            profile: Profile::Evasive,
+            records: 150_000,
+            seed: 11,
+            days: 90,
+            ..GenerateOptions::default()
+        };
+        generate(
+            &opts,
+            std::fs::File::create(&stream).unwrap(),
+            std::fs::File::create(&labels).unwrap(),
+        )
+        .unwrap();
+        let l = Labels::read(std::io::BufReader::new(std::fs::File::open(&labels).unwrap())).unwrap();
+        (dir, stream, l)
+    });
+    // The directory lives in the static for the whole process.
+    (&s.1, &s.2)
+}
+
+#[test]
+fn backtest_cases_equal_replay_cases() {
+    use fundwatch_cases::CaseRecord;
+    let (path, labels) = scheme_stream();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = Arc::new(Config::default());
+    let (alerts_path, cases_path) = (dir.path().join("alerts.jsonl"), dir.path().join("cases.jsonl"));
+    replay(&ReplayOptions {
+        input: path.clone(),
+        alerts: alerts_path.clone(),
+        dead_letter: None,
+        near_misses: None,
+        config: cfg.clone(),
+        cases: Some(cases_path.clone()),
+        traces: None,
+        route_dir: None,
+        progress: false,
+        clock: CLOCK,
+    })
+    .unwrap();
+    let stream = DecodedStream::load(path).unwrap();
+    let bt = backtest(&stream, cfg, None, Some(labels), CLOCK);
+    let cases = bt.a.cases.as_ref().expect("[cases] is enabled by default");
+    let lines: Vec<CaseRecord> = std::fs::read_to_string(&cases_path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let mut last: std::collections::BTreeMap<String, CaseRecord> = Default::default();
+    for c in &lines {
+        last.insert(c.case_id.clone(), c.clone());
+    }
+    assert!(cases.open().count() >= 5, "the evasive stream has schemes");
+    assert_eq!(cases.versions, lines.len() as u64, "the same versions");
+    assert_eq!(
+        cases.cases,
+        last.into_values().collect::<Vec<_>>(),
+        "the same final cases"
+    );
+    // The replay's alert file is the rules' alerts plus the linked ones.
+    let replayed = read_alerts(&alerts_path);
+    let ids = |v: &[Alert]| -> std::collections::BTreeSet<String> { v.iter().map(|a| a.alert_id.clone()).collect() };
+    let mut ours = ids(&bt.a.alerts);
+    ours.extend(ids(&cases.linked_alerts));
+    assert_eq!(ours, ids(&replayed));
+    assert_eq!(bt.a.alerts.len() + cases.linked_alerts.len(), replayed.len());
+    let score = bt.case_score_a.as_ref().expect("the labels have scheme lines");
+    assert_eq!(score, &fundwatch_backtest::score_cases(labels, &cases.scored()));
+    assert!(score.payout_link_schemes > 0 && score.schemes_found > 0, "{score:?}");
+}
+
+#[test]
+fn a_link_threshold_change_breaks_exactly_the_links_it_should() {
+    let (path, labels) = scheme_stream();
+    let stream = DecodedStream::load(path).unwrap();
+    let a = Arc::new(Config::default());
+    let same = backtest(&stream, a.clone(), Some(a.clone()), None, CLOCK);
+    assert!(same.case_diff.as_ref().unwrap().is_empty(), "a config against itself");
+    let mut b = Config::default();
+    // No payout account can have 10,000 shared payees: every payees_paid_in tie goes.
+    b.cases.min_shared_people = 10_000;
+    let bt = backtest(&stream, a, Some(Arc::new(b)), Some(labels), CLOCK);
+    let d = bt.case_diff.as_ref().unwrap();
+    let (la, lb) = (
+        bt.a.cases.as_ref().unwrap().links(),
+        bt.b.as_ref().unwrap().cases.as_ref().unwrap().links(),
+    );
+    assert_eq!(la.len() as u64, d.links_both + d.links_broken.len() as u64);
+    assert_eq!(lb.len() as u64, d.links_both + d.links_made.len() as u64);
+    assert!(lb.keys().all(|k| k.kind != "payees_paid_in"));
+    let paid_in = la.keys().filter(|k| k.kind == "payees_paid_in").count();
+    assert!(paid_in > 0, "the evasive stream's payouts are tied by their payees");
+    assert!(
+        d.links_broken
+            .iter()
+            .filter(|l| l.link.kind == "payees_paid_in")
+            .count()
+            == paid_in,
+        "every payee tie is broken"
+    );
+    for l in &d.links_broken {
+        assert!(!lb.contains_key(&l.link) && la.contains_key(&l.link));
+    }
+    for l in &d.links_made {
+        assert!(lb.contains_key(&l.link) && !la.contains_key(&l.link));
+    }
+    assert!(
+        bt.case_score_b.as_ref().unwrap().payout_links < bt.case_score_a.as_ref().unwrap().payout_links,
+        "without payee ties fewer payout accounts join their collector"
+    );
+    assert_eq!(d.cases_a, bt.a.cases.as_ref().unwrap().open().count() as u64);
+}
+
+#[test]
+fn a_cases_sweep_point_equals_a_backtest_at_that_value() {
+    use fundwatch_backtest::{case_diff, run_with_cases};
+    let (path, labels) = scheme_stream();
+    let stream = DecodedStream::load(path).unwrap();
+    let base = Arc::new(Config::default());
+    for spec in ["cases.min_payee_share=0.2,0.9", "periodic.min_batch_recipients=6,30"] {
+        let axes = vec![SweepAxis::parse(spec, &base).unwrap()];
+        let sw = sweep(&stream, base.clone(), axes, Some(labels), 2, CLOCK).unwrap();
+        let base_cases = sw.base.cases.as_ref().expect("the base runs the case stage");
+        let mut distinct = std::collections::BTreeSet::new();
+        for pt in &sw.points {
+            let full = run_with_cases(&stream, Arc::new(apply(&base, &pt.settings).unwrap()), CLOCK);
+            let (want, got) = (full.cases.as_ref().unwrap(), &pt.cases.as_ref().unwrap().run);
+            assert_eq!(got.cases, want.cases, "{spec}: {}", pt.settings);
+            assert_eq!(got.linked_alerts, want.linked_alerts, "{spec}: {}", pt.settings);
+            let d = pt.cases.as_ref().unwrap().diff.as_ref().unwrap();
+            assert_eq!(d, &case_diff(base_cases, want), "{spec}: {}", pt.settings);
+            distinct.insert(want.links().len());
+        }
+        assert!(distinct.len() > 1, "{spec}: the values must change the links");
+    }
+}

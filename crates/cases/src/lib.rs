@@ -42,6 +42,11 @@ use serde_json::{Map, Value};
 pub use record::{CaseAccount, CaseLink, CaseNotice, CaseRecord, Growth, LineShares, WeekGrowth};
 pub use route::{route_alert, route_case, Routed};
 
+/// Records between two linker batches where one process drives both the engine and the
+/// linker (replay, backtests): each case changed in between is written once, at its state
+/// after the batch. Final cases do not depend on it (module doc, determinism).
+pub const LINK_EVERY: u32 = 4096;
+
 /// Counters of a linker.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct LinkerStats {

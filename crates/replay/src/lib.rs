@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use fundwatch_cases::{route_alert, route_case, CaseRecord, Linker, LinkerStats, Routed};
+use fundwatch_cases::{route_alert, route_case, CaseRecord, Linker, LinkerStats, Routed, LINK_EVERY};
 use fundwatch_engine::{Alert, Clock, Engine, EngineStats};
 use fundwatch_rules::{Config, RuleId};
 use serde::Serialize;
@@ -304,9 +304,6 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
     }
     Ok(summary)
 }
-
-/// Records between two linker batches in a replay.
-const LINK_EVERY: u32 = 4096;
 
 /// The linking stage of a replay and its files.
 struct CaseStage<'o> {

@@ -346,8 +346,146 @@ pub fn backtest_report(bt: &Backtest, meta: &Meta, dir: &Path) -> Result<Written
     page.h2("Top flagged accounts");
     page.p("Accounts with the most alerts (then the highest score), with the evidence of their highest-scoring alert.");
     page.table(t.get("top_accounts")?, 50);
+    backtest_cases_section(&mut page, bt, &t)?;
     let html = write_html(dir, &page.finish(title))?;
     Ok(Written { html, tables })
+}
+
+const CASES_NOTE: &str = "A case is a scheme seen across accounts: a collector and the accounts the money and the people tie to it (payout accounts whose payees paid in, receivers of its outflow, intermediaries between). Severity is where it stands against the prosecution lines of [cases.prosecution] (by default 1,000,000 yuan raised, 150 people, 500,000 yuan outstanding): early below all three (打早打小), else the lines crossed. Linked alerts are periodic_batch_small_out alerts a link confirmed; replay --cases writes them with the others.";
+
+/// Cases of a backtest: summary, the cases, and with B what changes.
+fn backtest_cases_section(page: &mut Page, bt: &Backtest, t: &Tables) -> Result<(), ReportError> {
+    let Some(ca) = &bt.a.cases else {
+        page.h2("Cases");
+        page.p("The case stage did not run ([cases] enabled = false, or --no-cases).");
+        return Ok(());
+    };
+    page.h2("Cases");
+    page.p(CASES_NOTE);
+    page.p(&format!(
+        "Config A: {} open cases ({} past a prosecution line), {} linked alerts.",
+        ca.open().count(),
+        ca.past_a_line(),
+        ca.linked_alerts.len()
+    ));
+    page.table(t.get("case_summary")?, 10);
+    page.p("The open cases, largest amount raised first:");
+    page.table(t.get("cases")?, 60);
+    if let Some(d) = &bt.case_diff {
+        page.h2("What changes in the cases from A to B");
+        page.p(&format!(
+            "Cases are matched by the accounts they share (ids hash the config version). B makes {} links A has not and breaks {} of A's ({} in both); {} cases only under A, {} only under B, {} change severity.",
+            d.links_made.len(),
+            d.links_broken.len(),
+            d.links_both,
+            d.only_a.len(),
+            d.only_b.len(),
+            d.severity_changes()
+        ));
+        if let Ok(df) = t.get("case_changes") {
+            if df.height() > 0 {
+                page.table(df, 100);
+            }
+        }
+        if let Ok(df) = t.get("case_links") {
+            if df.height() > 0 {
+                page.p("The links made and broken:");
+                page.table(df, 200);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Cases of a sweep: open cases and cases past a line per value, links made and broken
+/// against the base, with labels the payout-link share.
+fn sweep_cases_section(page: &mut Page, sw: &Sweep, t: &Tables, x_label: &str) -> Result<(), ReportError> {
+    let Ok(df) = t.get("sweep_cases") else {
+        return Ok(());
+    };
+    page.h2("Cases per value");
+    page.p(CASES_NOTE);
+    let xs = f64s(df, "x");
+    let second: Vec<String> = match sw.axes.get(1) {
+        Some(a) => strs(df, &a.label),
+        None => vec![String::new(); xs.len()],
+    };
+    let mut keys: Vec<String> = second.clone();
+    keys.sort();
+    keys.dedup();
+    let series = |metrics: &[(&str, &str)]| -> Vec<plot::Series> {
+        let mut out = Vec::new();
+        for (m, name) in metrics {
+            let ys = f64s(df, m);
+            for k in &keys {
+                let pts = (0..xs.len())
+                    .filter(|&i| &second[i] == k)
+                    .map(|i| (xs[i], ys[i]))
+                    .collect();
+                let name = match sw.axes.get(1) {
+                    Some(a) => format!("{name}, {}={k}", a.label),
+                    None => (*name).to_owned(),
+                };
+                out.push(plot::Series { name, points: pts });
+            }
+        }
+        out
+    };
+    page.plot(
+        &plot::Chart {
+            title: "Open cases per value of the swept threshold",
+            x_label,
+            y_label: "cases",
+            series: series(&[
+                ("open_cases", "open cases"),
+                ("early", "early"),
+                ("past_people_line", "past the people line"),
+                ("past_raised_line", "past the raised line"),
+            ]),
+            y_range: None,
+            x_ticks: None,
+            lines: true,
+        },
+        "Open cases at each value, and how many stand below every prosecution line (early) or past one.",
+    )?;
+    page.plot(
+        &plot::Chart {
+            title: "Links made and broken against the base config",
+            x_label,
+            y_label: "links",
+            series: series(&[("links_made", "links made"), ("links_broken", "links broken")]),
+            y_range: None,
+            x_ticks: None,
+            lines: true,
+        },
+        "Ties between accounts a value adds to the base config's cases, and ties of the base it loses.",
+    )?;
+    if df.column("payout_link_share").is_ok() {
+        page.plot(
+            &plot::Chart {
+                title: "Cases against the scheme labels",
+                x_label,
+                y_label: "share",
+                series: series(&[
+                    ("payout_link_share", "payout accounts linked to their collector"),
+                    ("investors_within_10pct", "investors within 10%"),
+                    ("raised_within_10pct", "raised within 10%"),
+                ]),
+                y_range: Some((0.0, 1.05)),
+                x_ticks: None,
+                lines: true,
+            },
+            "Scheme-level scores of each point's cases (fundwatch score-cases).",
+        )?;
+    }
+    page.table(df, 400);
+    if let Ok(links) = t.get("sweep_case_links") {
+        if links.height() > 0 {
+            page.p("The links each value makes or breaks against the base config:");
+            page.table(links, 200);
+        }
+    }
+    Ok(())
 }
 
 /// The sweep report: `dir/report.html` and `dir/tables/*`.
@@ -363,10 +501,14 @@ pub fn sweep_report(sw: &Sweep, meta: &Meta, dir: &Path) -> Result<Written, Repo
     } else {
         format!("{} ({})", x_axis.label, x_axis.unit)
     };
+    let rerun = if sw.affected.is_empty() {
+        "no rule (the swept settings change only how accounts link into cases)".to_owned()
+    } else {
+        sw.affected.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ")
+    };
     page.p(&format!(
-        "{} points; the stream was decoded once and each point re-ran only {} on {} threads ({:.2} s in all).",
+        "{} points; the stream was decoded once and each point re-ran only {rerun} on {} threads ({:.2} s in all).",
         sw.points.len(),
-        sw.affected.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", "),
         sw.threads,
         sw.seconds
     ));
@@ -477,6 +619,7 @@ pub fn sweep_report(sw: &Sweep, meta: &Meta, dir: &Path) -> Result<Written, Repo
             )?;
         }
     }
+    sweep_cases_section(&mut page, sw, &t, &x_label)?;
     page.h2("Every point");
     page.table(points, 400);
     page.h2("Base config");
@@ -487,6 +630,11 @@ pub fn sweep_report(sw: &Sweep, meta: &Meta, dir: &Path) -> Result<Written, Repo
     page.table(t.get("base_rules")?, 100);
     daily_plot(&mut page, t.get("base_daily")?, &["A"])?;
     page.table(t.get("base_top_accounts")?, 50);
+    if let (Ok(sum), Ok(cases)) = (t.get("base_case_summary"), t.get("base_cases")) {
+        page.p("The base config's cases:");
+        page.table(sum, 10);
+        page.table(cases, 60);
+    }
     let html = write_html(dir, &page.finish(&title))?;
     Ok(Written { html, tables })
 }

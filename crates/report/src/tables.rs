@@ -2,10 +2,11 @@
 
 use std::collections::BTreeMap;
 
-use fundwatch_backtest::{Backtest, RunOutput, Sweep};
+use fundwatch_backtest::linking::case_fen;
+use fundwatch_backtest::{Backtest, CaseDiff, CaseRun, CaseScore, LinkChange, RunOutput, Sweep};
 use fundwatch_engine::Alert;
 use fundwatch_generate::labels::Evaluation;
-use fundwatch_record::{beijing_day, format_day, parse_rfc3339_ms};
+use fundwatch_record::{beijing_day, format_day, format_fen, parse_rfc3339_ms};
 use fundwatch_rules::RuleId;
 use polars::prelude::*;
 
@@ -265,8 +266,8 @@ fn top_accounts_frame(alerts_df: &DataFrame, runs: &[(&str, &[Alert])], top: u32
     }
 }
 
-/// Tables of a backtest: `rules`, `segments`, `daily`, `top_accounts`, `alerts`, and with
-/// `--against` `diff` and `diff_alerts`.
+/// Tables of a backtest: `rules`, `segments`, `daily`, `top_accounts`, `alerts`, with
+/// `--against` `diff` and `diff_alerts`, and with the case stage the case tables.
 pub fn backtest_tables(bt: &Backtest) -> Result<Tables, ReportError> {
     let mut runs: Vec<(&str, &[Alert])> = vec![("A", &bt.a.alerts)];
     let mut rr: Vec<(&str, &RunOutput, Option<&Evaluation>)> = vec![("A", &bt.a, bt.eval_a.as_ref())];
@@ -314,11 +315,13 @@ pub fn backtest_tables(bt: &Backtest) -> Result<Tables, ReportError> {
     t.add("daily", daily_frame(&alerts)?);
     t.add("top_accounts", top_accounts_frame(&alerts, &runs, 25)?);
     t.add("alerts", alerts);
+    backtest_case_tables(bt, &mut t)?;
     Ok(t)
 }
 
-/// Tables of a sweep: `sweep` (one row per point and rule), `sweep_alerts`, and the base
-/// config's `base_rules`, `base_daily`, `base_top_accounts`.
+/// Tables of a sweep: `sweep` (one row per point and rule), `sweep_alerts`, the base
+/// config's `base_rules`, `base_daily`, `base_top_accounts`, and with the case stage the
+/// case tables.
 pub fn sweep_tables(sw: &Sweep) -> Result<Tables, ReportError> {
     let mut axis_cols: Vec<Vec<String>> = vec![Vec::new(); sw.axes.len()];
     let (mut x, mut ver, mut rule, mut affected, mut alerts, mut accounts) =
@@ -384,5 +387,297 @@ pub fn sweep_tables(sw: &Sweep) -> Result<Tables, ReportError> {
     );
     t.add("base_daily", daily_frame(&base_alerts)?);
     t.add("base_top_accounts", top_accounts_frame(&base_alerts, &base, 25)?);
+    sweep_case_tables(sw, &mut t)?;
     Ok(t)
+}
+
+/// A case's accounts of one role, joined.
+fn accounts_of(c: &fundwatch_cases::CaseRecord, role: &str) -> String {
+    c.accounts
+        .iter()
+        .filter(|a| a.role == role)
+        .map(|a| a.account.as_str())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Per config: open cases by severity, what they add up to, the linking stage's counters
+/// and, with scheme labels, how the cases score against them.
+pub(crate) fn case_summary_frame(runs: &[(&str, &CaseRun, Option<&CaseScore>)]) -> Result<DataFrame, ReportError> {
+    let mut c: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
+    let num = [
+        "open_cases",
+        "closed_cases",
+        "early",
+        "past_raised_line",
+        "past_people_line",
+        "past_loss_line",
+        "accounts",
+        "investors",
+        "raised_fen",
+        "paid_back_fen",
+        "outstanding_fen",
+        "links",
+        "linked_alerts",
+        "case_versions",
+    ];
+    let (mut cfg, mut raised_y, mut out_y) = (vec![], vec![], vec![]);
+    for (name, run, _) in runs {
+        let open: Vec<&fundwatch_cases::CaseRecord> = run.open().collect();
+        let has = |tok: &str| open.iter().filter(|x| x.severity.split('+').any(|t| t == tok)).count() as u64;
+        let sum = |f: &dyn Fn(&fundwatch_cases::CaseRecord) -> u64| open.iter().map(|x| f(x)).sum::<u64>();
+        let raised = sum(&|x| case_fen(&x.raised));
+        let outstanding = sum(&|x| case_fen(&x.outstanding));
+        let vals = [
+            open.len() as u64,
+            run.cases.len() as u64 - open.len() as u64,
+            has("early"),
+            has("raised"),
+            has("people"),
+            has("loss"),
+            sum(&|x| x.accounts.len() as u64),
+            sum(&|x| x.investors),
+            raised,
+            sum(&|x| case_fen(&x.paid_back)),
+            outstanding,
+            sum(&|x| x.links.len() as u64),
+            run.linked_alerts.len() as u64,
+            run.versions,
+        ];
+        for (k, v) in num.iter().zip(vals) {
+            c.entry(k).or_default().push(v);
+        }
+        cfg.push((*name).to_owned());
+        raised_y.push(format_fen(raised as i64));
+        out_y.push(format_fen(outstanding as i64));
+    }
+    let mut cols = vec![s("config", cfg)];
+    for k in num {
+        cols.push(u(k, c.remove(k).unwrap_or_default()));
+    }
+    cols.push(s("raised", raised_y));
+    cols.push(s("outstanding", out_y));
+    if runs.iter().all(|r| r.2.is_some()) && !runs.is_empty() {
+        let sc: Vec<&CaseScore> = runs.iter().filter_map(|r| r.2).collect();
+        let opt = |v: Option<f64>| v.unwrap_or(f64::NAN);
+        cols.extend([
+            u("schemes", sc.iter().map(|x| x.schemes).collect()),
+            u("schemes_found", sc.iter().map(|x| x.schemes_found).collect()),
+            u(
+                "payout_link_schemes",
+                sc.iter().map(|x| x.payout_link_schemes).collect(),
+            ),
+            f("payout_link_share", sc.iter().map(|x| x.payout_link_share).collect()),
+            u("impure_cases", sc.iter().map(|x| x.impure_cases).collect()),
+            u(
+                "cases_without_scheme",
+                sc.iter().map(|x| x.cases_without_scheme).collect(),
+            ),
+            f(
+                "investors_within_10pct",
+                sc.iter().map(|x| opt(x.investors_within_10pct_share)).collect(),
+            ),
+            f(
+                "raised_within_10pct",
+                sc.iter().map(|x| opt(x.raised_within_10pct_share)).collect(),
+            ),
+            f(
+                "lead_region_right",
+                sc.iter().map(|x| opt(x.lead_region_share)).collect(),
+            ),
+            f("regions_right", sc.iter().map(|x| opt(x.regions_share)).collect()),
+        ]);
+    }
+    Ok(DataFrame::new_infer_height(cols)?)
+}
+
+/// One row per open case, largest raised first within each config.
+pub(crate) fn cases_frame(runs: &[(&str, &CaseRun)]) -> Result<DataFrame, ReportError> {
+    let mut rows: Vec<(&str, &fundwatch_cases::CaseRecord)> = Vec::new();
+    for (name, run) in runs {
+        let mut open: Vec<&fundwatch_cases::CaseRecord> = run.open().collect();
+        open.sort_by(|a, b| {
+            case_fen(&b.raised)
+                .cmp(&case_fen(&a.raised))
+                .then_with(|| a.case_id.cmp(&b.case_id))
+        });
+        rows.extend(open.into_iter().map(|c| (*name, c)));
+    }
+    let col_s =
+        |name: &str, g: &dyn Fn(&fundwatch_cases::CaseRecord) -> String| s(name, rows.iter().map(|r| g(r.1)).collect());
+    let col_u =
+        |name: &str, g: &dyn Fn(&fundwatch_cases::CaseRecord) -> u64| u(name, rows.iter().map(|r| g(r.1)).collect());
+    Ok(DataFrame::new_infer_height(vec![
+        s("config", rows.iter().map(|r| r.0.to_owned()).collect()),
+        col_s("case_id", &|c| c.case_id.clone()),
+        col_s("severity", &|c| c.severity.clone()),
+        col_u("investors", &|c| c.investors),
+        col_s("raised", &|c| c.raised.clone()),
+        col_s("paid_back", &|c| c.paid_back.clone()),
+        col_s("outstanding", &|c| c.outstanding.clone()),
+        col_u("raised_fen", &|c| case_fen(&c.raised)),
+        col_s("collectors", &|c| accounts_of(c, "collector")),
+        col_s("payouts", &|c| accounts_of(c, "payout")),
+        col_s("receivers", &|c| accounts_of(c, "receiver")),
+        col_u("links", &|c| c.links.len() as u64),
+        col_s("lead_region", &|c| c.lead_region.clone().unwrap_or_default()),
+        col_s("regions", &|c| c.regions.join(" ")),
+        col_s("growth_per_week", &|c| {
+            format!(
+                "{} people, {} yuan",
+                c.growth_per_week.investors, c.growth_per_week.raised
+            )
+        }),
+        col_u("alerts", &|c| c.alert_ids.len() as u64),
+        col_s("first_seen", &|c| c.first_seen.clone()),
+        col_s("last_seen", &|c| c.last_seen.clone()),
+        col_u("version", &|c| c.version),
+        col_s("summary", &|c| c.summary.clone()),
+    ])?)
+}
+
+/// The links one config makes and the other breaks, tagged with the comparison
+/// (`A→B`, or a sweep point against its base).
+pub(crate) fn case_links_frame(diffs: &[(&str, &CaseDiff)]) -> Result<DataFrame, ReportError> {
+    let mut rows: Vec<(&str, &str, &LinkChange)> = Vec::new();
+    for (name, d) in diffs {
+        rows.extend(d.links_made.iter().map(|l| (*name, "made", l)));
+        rows.extend(d.links_broken.iter().map(|l| (*name, "broken", l)));
+    }
+    let g = |name: &str, f: &dyn Fn(&LinkChange) -> String| s(name, rows.iter().map(|r| f(r.2)).collect());
+    Ok(DataFrame::new_infer_height(vec![
+        s("comparison", rows.iter().map(|r| r.0.to_owned()).collect()),
+        s("change", rows.iter().map(|r| r.1.to_owned()).collect()),
+        g("kind", &|l| l.link.kind.clone()),
+        g("from", &|l| l.link.from.clone()),
+        g("to", &|l| l.link.to.clone()),
+        g("via", &|l| l.link.via.clone().unwrap_or_default()),
+        g("case_a", &|l| l.case_a.clone().unwrap_or_default()),
+        g("case_b", &|l| l.case_b.clone().unwrap_or_default()),
+    ])?)
+}
+
+/// Cases that differ between A and B: only in one, or in both with other accounts,
+/// figures or severity.
+pub(crate) fn case_changes_frame(d: &CaseDiff) -> Result<DataFrame, ReportError> {
+    let mut change = Vec::new();
+    let (mut ca, mut cb, mut sa, mut sb) = (vec![], vec![], vec![], vec![]);
+    let (mut ia, mut ib, mut ra, mut rb) = (vec![], vec![], vec![], vec![]);
+    let (mut joined, mut left) = (vec![], vec![]);
+    for m in d.matched.iter().filter(|m| m.changed()) {
+        change.push("changed".to_owned());
+        ca.push(m.case_a.clone());
+        cb.push(m.case_b.clone());
+        sa.push(m.severity_a.clone());
+        sb.push(m.severity_b.clone());
+        ia.push(Some(m.investors_a));
+        ib.push(Some(m.investors_b));
+        ra.push(format_fen(m.raised_a as i64));
+        rb.push(format_fen(m.raised_b as i64));
+        joined.push(m.accounts_joined.join(" "));
+        left.push(m.accounts_left.join(" "));
+    }
+    for (side, ids) in [("only in A", &d.only_a), ("only in B", &d.only_b)] {
+        for id in ids {
+            change.push(side.to_owned());
+            let (a, b) = if side == "only in A" {
+                (id.clone(), String::new())
+            } else {
+                (String::new(), id.clone())
+            };
+            ca.push(a);
+            cb.push(b);
+            for v in [&mut sa, &mut sb, &mut ra, &mut rb, &mut joined, &mut left] {
+                v.push(String::new());
+            }
+            ia.push(None);
+            ib.push(None);
+        }
+    }
+    Ok(DataFrame::new_infer_height(vec![
+        s("change", change),
+        s("case_a", ca),
+        s("case_b", cb),
+        s("severity_a", sa),
+        s("severity_b", sb),
+        Column::new("investors_a".into(), ia),
+        Column::new("investors_b".into(), ib),
+        s("raised_a", ra),
+        s("raised_b", rb),
+        s("accounts_joined", joined),
+        s("accounts_left", left),
+    ])?)
+}
+
+/// Tables of the cases of a backtest: `case_summary`, `cases`, and with B `case_changes`
+/// and `case_links`. Nothing when the case stage did not run.
+fn backtest_case_tables(bt: &Backtest, t: &mut Tables) -> Result<(), ReportError> {
+    let Some(ca) = &bt.a.cases else { return Ok(()) };
+    let mut runs: Vec<(&str, &CaseRun, Option<&CaseScore>)> = vec![("A", ca, bt.case_score_a.as_ref())];
+    if let Some(cb) = bt.b.as_ref().and_then(|b| b.cases.as_ref()) {
+        runs.push(("B", cb, bt.case_score_b.as_ref()));
+    }
+    t.add("case_summary", case_summary_frame(&runs)?);
+    let plain: Vec<(&str, &CaseRun)> = runs.iter().map(|r| (r.0, r.1)).collect();
+    t.add("cases", cases_frame(&plain)?);
+    if let Some(d) = &bt.case_diff {
+        t.add("case_changes", case_changes_frame(d)?);
+        t.add("case_links", case_links_frame(&[("A→B", d)])?);
+    }
+    Ok(())
+}
+
+/// Tables of the cases of a sweep: `sweep_cases` (one row per point), `sweep_case_links`
+/// (what each point links or unlinks against the base), `base_cases`.
+fn sweep_case_tables(sw: &Sweep, t: &mut Tables) -> Result<(), ReportError> {
+    let Some(base) = &sw.base.cases else { return Ok(()) };
+    let pts: Vec<(&fundwatch_backtest::SweepPoint, &fundwatch_backtest::CasePoint)> = sw
+        .points
+        .iter()
+        .filter_map(|p| p.cases.as_ref().map(|c| (p, c)))
+        .collect();
+    let names: Vec<String> = pts.iter().map(|p| p.0.settings.to_string()).collect();
+    let runs: Vec<(&str, &CaseRun, Option<&CaseScore>)> = names
+        .iter()
+        .zip(&pts)
+        .map(|(n, p)| (n.as_str(), &p.1.run, p.1.score.as_ref()))
+        .collect();
+    let mut df = case_summary_frame(&runs)?;
+    let mut axis_cols: Vec<Vec<String>> = vec![Vec::new(); sw.axes.len()];
+    for (p, _) in &pts {
+        for (i, (_, v)) in p.settings.0.iter().enumerate() {
+            axis_cols[i].push(v.text.clone());
+        }
+    }
+    let x: Vec<f64> = pts
+        .iter()
+        .map(|p| p.0.settings.0.first().map_or(0.0, |(_, v)| v.x))
+        .collect();
+    let diff_u =
+        |g: &dyn Fn(&CaseDiff) -> u64| -> Vec<u64> { pts.iter().map(|p| p.1.diff.as_ref().map_or(0, g)).collect() };
+    let mut extra: Vec<Column> = sw.axes.iter().zip(axis_cols).map(|(a, v)| s(&a.label, v)).collect();
+    extra.push(f("x", x));
+    extra.extend([
+        u("links_made", diff_u(&|d| d.links_made.len() as u64)),
+        u("links_broken", diff_u(&|d| d.links_broken.len() as u64)),
+        u("cases_new", diff_u(&|d| d.only_b.len() as u64)),
+        u("cases_gone", diff_u(&|d| d.only_a.len() as u64)),
+        u("severity_changes", diff_u(&|d| d.severity_changes())),
+    ]);
+    for (i, c) in extra.into_iter().enumerate() {
+        df.insert_column(i, c)?;
+    }
+    t.add("sweep_cases", df);
+    let diffs: Vec<(&str, &CaseDiff)> = names
+        .iter()
+        .zip(&pts)
+        .filter_map(|(n, p)| p.1.diff.as_ref().map(|d| (n.as_str(), d)))
+        .collect();
+    t.add("sweep_case_links", case_links_frame(&diffs)?);
+    t.add(
+        "base_case_summary",
+        case_summary_frame(&[("base", base, sw.base_case_score.as_ref())])?,
+    );
+    t.add("base_cases", cases_frame(&[("base", base)])?);
+    Ok(())
 }

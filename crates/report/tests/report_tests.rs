@@ -71,7 +71,8 @@ fn backtest_report_tables_match_the_runs() {
             assert!(p.metadata().unwrap().len() > 0, "{}", p.display());
         }
     }
-    assert_eq!(w.tables.len(), 21);
+    // Seven alert tables and four case tables, three files each.
+    assert_eq!(w.tables.len(), 33);
     // Per-rule figures are the runs' own.
     let rules = json_table(dir.path(), "rules");
     for row in &rules {
@@ -134,8 +135,9 @@ fn sweep_report_has_a_row_per_point_and_rule_and_its_plots() {
     }
     let html = std::fs::read_to_string(&w.html).unwrap();
     assert_self_contained(&html);
-    // Alerts, accounts, precision/recall/F1 and the PR curve, then the base run's days.
-    assert_eq!(html.matches("<svg").count(), 5, "plots in the page");
+    // Alerts, accounts, precision/recall/F1 and the PR curve, cases and links per value
+    // (no scheme lines in these labels, so no scheme scores), then the base run's days.
+    assert_eq!(html.matches("<svg").count(), 7, "plots in the page");
     screenshot_shows_plots(&w.html);
 }
 
@@ -189,4 +191,79 @@ fn screenshot_shows_plots(html: &Path) {
         "plot series colours missing from the screenshot: {hits:?} (screenshot {})",
         png.display()
     );
+}
+
+#[test]
+fn case_tables_and_sections_follow_the_case_stage() {
+    use fundwatch_generate::{generate, GenerateOptions, Profile};
+    let dir = tempfile::tempdir().unwrap();
+    let (stream_p, labels_p) = (dir.path().join("s.jsonl"), dir.path().join("l.jsonl"));
+    let opts = GenerateOptions {
+        profile: Profile::Evasive,
+        records: 120_000,
+        seed: 3,
+        days: 90,
+        ..GenerateOptions::default()
+    };
+    generate(
+        &opts,
+        std::fs::File::create(&stream_p).unwrap(),
+        std::fs::File::create(&labels_p).unwrap(),
+    )
+    .unwrap();
+    let l = Labels::read(std::io::BufReader::new(std::fs::File::open(&labels_p).unwrap())).unwrap();
+    let stream = DecodedStream::load(&stream_p).unwrap();
+    let mut b = Config::default();
+    b.cases.min_shared_people = 10_000;
+    let bt = backtest(&stream, Arc::new(Config::default()), Some(Arc::new(b)), Some(&l), CLOCK);
+    let out = dir.path().join("bt");
+    let w = backtest_report(&bt, &meta(&stream), &out).unwrap();
+    let summary = json_table(&out, "case_summary");
+    let ca = bt.a.cases.as_ref().unwrap();
+    assert_eq!(summary.len(), 2);
+    assert_eq!(summary[0]["open_cases"].as_u64().unwrap(), ca.open().count() as u64);
+    assert_eq!(
+        summary[0]["linked_alerts"].as_u64().unwrap(),
+        ca.linked_alerts.len() as u64
+    );
+    assert!(
+        summary[0]["payout_link_share"].as_f64().is_some(),
+        "scored against the scheme lines"
+    );
+    let early: u64 = summary[0]["early"].as_u64().unwrap();
+    assert_eq!(early, ca.open().filter(|c| c.severity == "early").count() as u64);
+    let cases = json_table(&out, "cases");
+    let n_b = bt.b.as_ref().unwrap().cases.as_ref().unwrap().open().count();
+    assert_eq!(cases.len(), ca.open().count() + n_b);
+    let d = bt.case_diff.as_ref().unwrap();
+    let links = json_table(&out, "case_links");
+    assert!(!d.links_broken.is_empty(), "no payee tie survives 10,000 shared people");
+    assert_eq!(links.len(), d.links_made.len() + d.links_broken.len());
+    assert_eq!(
+        links.iter().filter(|r| r["change"] == "broken").count(),
+        d.links_broken.len()
+    );
+    let html = std::fs::read_to_string(&w.html).unwrap();
+    assert_self_contained(&html);
+    assert!(html.contains("What changes in the cases from A to B"));
+
+    let base = Arc::new(Config::default());
+    let axis = SweepAxis::parse("cases.min_payee_share=0.2,0.6,0.95", &base).unwrap();
+    let sw = sweep(&stream, base, vec![axis], Some(&l), 2, CLOCK).unwrap();
+    let out = dir.path().join("sw");
+    let w = sweep_report(&sw, &meta(&stream), &out).unwrap();
+    let rows = json_table(&out, "sweep_cases");
+    assert_eq!(rows.len(), 3);
+    for (row, pt) in rows.iter().zip(&sw.points) {
+        let c = pt.cases.as_ref().unwrap();
+        assert_eq!(row["open_cases"].as_u64().unwrap(), c.run.open().count() as u64);
+        assert_eq!(
+            row["links_broken"].as_u64().unwrap(),
+            c.diff.as_ref().unwrap().links_broken.len() as u64
+        );
+    }
+    let html = std::fs::read_to_string(&w.html).unwrap();
+    assert!(html.contains("Cases per value"));
+    // Cases per value, links made/broken, the scheme scores; then the base run's days.
+    assert!(html.matches("<svg").count() >= 4, "case plots in the page");
 }
