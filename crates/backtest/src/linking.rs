@@ -162,7 +162,7 @@ fn traced(
     let mut since = 0u32;
     stream.for_each(|tx| {
         engine.process(tx, &mut alerts);
-        pending.extend(engine.take_traces());
+        engine.drain_traces(&mut pending);
         since += 1;
         if since >= LINK_EVERY {
             since = 0;
@@ -170,7 +170,7 @@ fn traced(
         }
     });
     engine.flush(&mut alerts);
-    pending.extend(engine.take_traces());
+    engine.drain_traces(&mut pending);
     batch(pending);
     RunOutput {
         config_version: engine.config_version().to_owned(),

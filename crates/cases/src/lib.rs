@@ -32,7 +32,11 @@ pub mod record;
 pub mod route;
 pub mod sketch;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
+
+// Fx, not SipHash: the keys are account names and member hashes from our own engine, and
+// the linker hashes them a few hundred thousand times per million records.
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use fundwatch_engine::{linked_alert_id, AccountTrace, Alert, Clock, Flow};
 use fundwatch_record::{format_day, format_fen, format_rfc3339_ms};
@@ -45,7 +49,7 @@ pub use route::{route_alert, route_case, Routed};
 /// Records between two linker batches where one process drives both the engine and the
 /// linker (replay, backtests): each case changed in between is written once, at its state
 /// after the batch. Final cases do not depend on it (module doc, determinism).
-pub const LINK_EVERY: u32 = 4096;
+pub const LINK_EVERY: u32 = 16_384;
 
 /// Counters of a linker.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -149,17 +153,17 @@ impl Linker {
             clock: Clock::Wall,
             emit: true,
             traces: BTreeMap::new(),
-            ids: HashMap::new(),
+            ids: HashMap::default(),
             names: Vec::new(),
-            payer_index: HashMap::new(),
-            payee_index: HashMap::new(),
-            named_receiver: HashMap::new(),
-            named_funder: HashMap::new(),
+            payer_index: HashMap::default(),
+            payee_index: HashMap::default(),
+            named_receiver: HashMap::default(),
+            named_funder: HashMap::default(),
             edges: BTreeMap::new(),
-            case_of: HashMap::new(),
+            case_of: HashMap::default(),
             open: BTreeMap::new(),
-            written: HashMap::new(),
-            linked: HashSet::new(),
+            written: HashMap::default(),
+            linked: HashSet::default(),
             touched: BTreeSet::new(),
             dirty: BTreeSet::new(),
             retired: BTreeMap::new(),
@@ -483,7 +487,7 @@ impl Linker {
     /// Accounts whose sample in `index` shares two or more hashes with `sketch`, in account
     /// order.
     fn candidates(&self, sketch: &[u64], index: &HashMap<u64, Vec<u32>>) -> Vec<String> {
-        let mut c: HashMap<u32, u32> = HashMap::new();
+        let mut c: HashMap<u32, u32> = HashMap::default();
         for h in sketch {
             for &i in index.get(h).into_iter().flatten() {
                 *c.entry(i).or_default() += 1;
@@ -509,7 +513,7 @@ impl Linker {
 
     /// Recompute the cases around `affected` accounts.
     fn recompute(&mut self, affected: &BTreeSet<String>) {
-        let mut seen: HashSet<String> = HashSet::new();
+        let mut seen: HashSet<String> = HashSet::default();
         let mut old_ids: BTreeSet<String> = BTreeSet::new();
         let mut new_cases: Vec<(Vec<String>, Option<String>)> = Vec::new();
         // The components around the affected accounts, then around every account of the old

@@ -348,6 +348,14 @@ impl Engine {
         std::mem::take(&mut self.traces_out)
     }
 
+    /// Move the traces emitted since the last call onto `into` (no allocation per call,
+    /// for a caller that collects them record by record).
+    pub fn drain_traces(&mut self, into: &mut Vec<AccountTrace>) {
+        if !self.traces_out.is_empty() {
+            into.append(&mut self.traces_out);
+        }
+    }
+
     /// Accounts in play (with a ledger).
     pub fn traced_accounts(&self) -> usize {
         self.traces.ledgers()
@@ -540,7 +548,8 @@ impl Engine {
                 lane.alerts = buf;
             }
         }
-        if self.tracing {
+        // Most records: no finding, no batch, an account not in play — nothing to trace.
+        if self.tracing && (batch || !notes.is_empty() || self.traces.in_play(p.account)) {
             let lane = &self.lanes[0];
             let config = &lane.config;
             let cx = trace::TraceCtx {
@@ -557,8 +566,12 @@ impl Engine {
             let emitted = self.traces.observe(&cx, &trigger, &p.tx_id, &notes, batch, || {
                 store.rows(p.account).collect()
             });
-            if let (Some(t), true) = (emitted, self.emit) {
-                self.traces_out.push(t);
+            // Not `if let (Some(t), true) = (emitted, …)`: that tuple copies the whole
+            // (large) trace on every record, emitted or not.
+            if let Some(t) = emitted {
+                if self.emit {
+                    self.traces_out.push(t);
+                }
             }
         }
     }

@@ -37,7 +37,7 @@ use crate::{AccountState, Clock, Engine, EngineStats, Lane, Pending};
 /// Version of the checkpoint format; part of [`Engine::state_fingerprint`]. postcard is not
 /// self-describing: any change to the head's types below or to the rule trackers' fields
 /// must bump it (old checkpoints are then refused, and the service rebuilds from history).
-pub const SNAPSHOT_FORMAT: u32 = 2;
+pub const SNAPSHOT_FORMAT: u32 = 3;
 /// Dictionary names per immutable object: small enough that the tails in the head stay
 /// small (≤ ~80 KB each), large enough that a million names are a few hundred objects.
 pub const DICTIONARY_CHUNK: usize = 1 << 12;

@@ -161,33 +161,46 @@ struct CpSet {
     /// Records of new-looking members once the set was full.
     overflow: u64,
     fen: i64,
+    /// The [`SKETCH`] smallest member hashes, ascending, kept as members arrive: a trace
+    /// then copies it instead of hashing every member's name again (a collector with
+    /// 50,000 payers is traced about a hundred times).
+    sketch: Vec<u64>,
 }
 
 impl CpSet {
-    /// True when `id` is new to the set.
-    fn add(&mut self, id: u32, fen: i64) -> bool {
+    /// True when `id` is new to the set; `hash` (its [`member_hash`]) is asked only then.
+    fn add(&mut self, id: u32, fen: i64, hash: impl FnOnce() -> u64) -> bool {
         self.fen += fen;
-        if self.ids.len() < MAX_EXACT {
+        let new = if self.ids.len() < MAX_EXACT {
             self.ids.insert(id)
         } else if !self.ids.contains(&id) {
             self.overflow += 1;
             true
         } else {
             false
+        };
+        if new {
+            self.sample(hash());
+        }
+        new
+    }
+
+    /// Bottom-k: keep `h` if it is among the [`SKETCH`] smallest seen (each once).
+    fn sample(&mut self, h: u64) {
+        if self.sketch.len() == SKETCH && self.sketch.last().is_some_and(|&max| h >= max) {
+            return;
+        }
+        if let Err(i) = self.sketch.binary_search(&h) {
+            self.sketch.insert(i, h);
+            self.sketch.truncate(SKETCH);
         }
     }
 
-    fn report(&self, names: &Interner) -> MemberSet {
-        let mut h: Vec<u64> = self.ids.iter().map(|&id| member_hash(names.resolve(id))).collect();
-        if h.len() > SKETCH {
-            h.select_nth_unstable(SKETCH - 1);
-            h.truncate(SKETCH);
-        }
-        h.sort_unstable();
+    fn report(&self) -> MemberSet {
         MemberSet {
             count: self.ids.len() as u64 + self.overflow,
             fen: self.fen,
-            sketch: h,
+            sketch: self.sketch.clone(),
         }
     }
 }
@@ -322,7 +335,9 @@ impl Ledger {
         if r.flags.is_in() {
             self.inflow += r.amount;
             if cp != cx.cash {
-                let new = self.payers.add(cp, r.amount);
+                let new = self
+                    .payers
+                    .add(cp, r.amount, || member_hash(cx.counterparties.resolve(cp)));
                 self.funders.add(cp, r.amount);
                 let first_day = beijing_day(r.ts_ms).div_euclid(7) * 7;
                 if self.weekly.last().is_none_or(|w| w.first_day < first_day) {
@@ -347,14 +362,15 @@ impl Ledger {
                 self.receivers.add(cp, r.amount);
                 if r.amount <= cx.max_payment {
                     let day = beijing_day(r.ts_ms);
+                    let hash = || member_hash(cx.counterparties.resolve(cp));
                     if self.payees.ids.contains(&cp) {
-                        let _ = self.payees.add(cp, r.amount);
+                        let _ = self.payees.add(cp, r.amount, hash);
                     } else if let Some(&(first, fen)) = self.payees_once.get(&cp) {
                         if first == day {
                             self.payees_once.insert(cp, (first, fen + r.amount));
                         } else {
                             self.payees_once.remove(&cp);
-                            let _ = self.payees.add(cp, fen + r.amount);
+                            let _ = self.payees.add(cp, fen + r.amount, hash);
                         }
                     } else if self.payees_once.len() < MAX_EXACT {
                         self.payees_once.insert(cp, (day, r.amount));
@@ -432,9 +448,9 @@ impl Ledger {
             payout: role(1),
             pass_through: role(2),
             batch_days: self.batch_days,
-            payers: self.payers.report(names),
+            payers: self.payers.report(),
             weekly: self.weekly.clone(),
-            payees: self.payees.report(names),
+            payees: self.payees.report(),
             one_time_payees: self.payees_once.len() as u64,
             inflow_fen: self.inflow,
             outflow_fen: self.outflow,
@@ -565,6 +581,11 @@ impl Traces {
         }
     }
 
+    /// The account has a ledger (it may still be found out of play at its next record).
+    pub fn in_play(&self, account: AccountId) -> bool {
+        self.ledgers.contains_key(&account)
+    }
+
     pub fn ledgers(&self) -> usize {
         self.ledgers.len()
     }
@@ -610,10 +631,26 @@ mod tests {
     fn sets_count_past_the_cap() {
         let mut s = CpSet::default();
         for i in 0..(MAX_EXACT as u32 + 10) {
-            s.add(i, 1);
+            s.add(i, 1, || member_hash(&i.to_string()));
         }
-        s.add(3, 1);
+        s.add(3, 1, || unreachable!("a member already in the set is not hashed again"));
         assert_eq!(s.ids.len() as u64 + s.overflow, MAX_EXACT as u64 + 10);
         assert_eq!(s.fen, MAX_EXACT as i64 + 11);
+    }
+
+    #[test]
+    fn the_running_sketch_is_the_bottom_k_of_all_members() {
+        let mut s = CpSet::default();
+        let names: Vec<String> = (0..5_000).map(|i| format!("6222{i:08}")).collect();
+        for (i, n) in names.iter().enumerate() {
+            s.add(i as u32, 1, || member_hash(n));
+            // Repeats change nothing.
+            s.add(i as u32 / 2, 1, || member_hash(&names[i / 2]));
+        }
+        let mut all: Vec<u64> = names.iter().map(|n| member_hash(n)).collect();
+        all.sort_unstable();
+        all.truncate(SKETCH);
+        assert_eq!(s.report().sketch, all);
+        assert_eq!(s.report().count, 5_000);
     }
 }

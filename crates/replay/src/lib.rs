@@ -345,16 +345,19 @@ impl<'o> CaseStage<'o> {
     /// the linker takes them as one batch, so each case changed in between is written once.
     fn step(&mut self, engine: &mut Engine, alerts: &mut Vec<Alert>, err: &mut Option<ReplayError>, last: bool) {
         self.since_link += 1;
-        for t in engine.take_traces() {
-            if let Some(out) = self.traces.as_mut() {
-                if let Err(e) = write_line(out, &t) {
+        let before = self.pending.len();
+        engine.drain_traces(&mut self.pending);
+        if let Some(out) = self.traces.as_mut() {
+            for t in &self.pending[before..] {
+                if let Err(e) = write_line(out, t) {
                     err.get_or_insert(ReplayError::Write("trace file".into(), e));
                 }
             }
-            self.pending.push(t);
         }
         if !last && self.since_link < LINK_EVERY {
-            self.route_alerts(alerts, err);
+            if !alerts.is_empty() {
+                self.route_alerts(alerts, err);
+            }
             return;
         }
         self.since_link = 0;
