@@ -2,14 +2,18 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
     TextEncoder,
 };
 
-use crate::liveness::{Liveness, StoppableThread};
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::routing::get;
+use axum::Router;
+
+use crate::liveness::Liveness;
 use crate::KafkaError;
 
 /// Every metric the service exports, on its own registry.
@@ -322,10 +326,54 @@ impl Default for Metrics {
     }
 }
 
-/// The HTTP endpoints, on their own thread until dropped.
+/// The HTTP endpoints (axum on a one-thread tokio runtime, on its own OS thread so the
+/// poll loop never waits on a scrape), until dropped.
 pub struct HttpServer {
-    _thread: StoppableThread,
     pub addr: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+struct Endpoints {
+    metrics: Arc<Metrics>,
+    ready: Arc<AtomicBool>,
+    liveness: Arc<Liveness>,
+}
+
+type Reply = (StatusCode, [(header::HeaderName, &'static str); 1], Vec<u8>);
+
+fn text(status: StatusCode, body: impl Into<Vec<u8>>) -> Reply {
+    (status, [(header::CONTENT_TYPE, "text/plain")], body.into())
+}
+
+async fn metrics_page(State(e): State<Arc<Endpoints>>) -> Reply {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        e.metrics.render(),
+    )
+}
+
+async fn healthz(State(e): State<Arc<Endpoints>>) -> Reply {
+    match e.liveness.unhealthy() {
+        None => text(StatusCode::OK, "ok\n"),
+        Some(why) => text(StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")),
+    }
+}
+
+async fn readyz(State(e): State<Arc<Endpoints>>) -> Reply {
+    match e.metrics.problems_text() {
+        Some(problems) => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("state incomplete\n{problems}"),
+        ),
+        None if e.ready.load(Ordering::Relaxed) => text(StatusCode::OK, "ready\n"),
+        None => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
+    }
+}
+
+async fn not_found() -> Reply {
+    text(StatusCode::NOT_FOUND, "not found\n")
 }
 
 impl HttpServer {
@@ -335,38 +383,65 @@ impl HttpServer {
         ready: Arc<AtomicBool>,
         liveness: Arc<Liveness>,
     ) -> Result<HttpServer, KafkaError> {
-        let server =
-            tiny_http::Server::http(listen).map_err(|e| KafkaError::Listen(listen.to_owned(), e.to_string()))?;
-        let addr = server.server_addr().to_string();
-        let thread = StoppableThread::spawn("fundwatch-http", move |stop| {
-            while !stop.load(Ordering::Relaxed) {
-                let Ok(Some(req)) = server.recv_timeout(Duration::from_millis(200)) else {
-                    continue;
-                };
-                let path = req.url().split('?').next().unwrap_or("").to_owned();
-                let (status, body, ctype) = match path.as_str() {
-                    "/metrics" => (200, metrics.render(), "text/plain; version=0.0.4"),
-                    "/healthz" => match liveness.unhealthy() {
-                        None => (200, b"ok\n".to_vec(), "text/plain"),
-                        Some(why) => (503, format!("{why}\n").into_bytes(), "text/plain"),
-                    },
-                    "/readyz" => match metrics.problems_text() {
-                        Some(problems) => (503, format!("state incomplete\n{problems}").into_bytes(), "text/plain"),
-                        None if ready.load(Ordering::Relaxed) => (200, b"ready\n".to_vec(), "text/plain"),
-                        None => (503, b"not ready\n".to_vec(), "text/plain"),
-                    },
-                    _ => (404, b"not found\n".to_vec(), "text/plain"),
-                };
-                let header = tiny_http::Header::from_bytes(&b"Content-Type"[..], ctype.as_bytes())
-                    .expect("static header is valid");
-                let resp = tiny_http::Response::from_data(body)
-                    .with_status_code(status)
-                    .with_header(header);
-                let _ = req.respond(resp);
-            }
+        let listen_err = |e: std::io::Error| KafkaError::Listen(listen.to_owned(), e.to_string());
+        // Bound here, not on the server thread: a taken or invalid address fails the start,
+        // naming it.
+        let listener = std::net::TcpListener::bind(listen).map_err(listen_err)?;
+        listener.set_nonblocking(true).map_err(listen_err)?;
+        let addr = listener.local_addr().map_err(listen_err)?.to_string();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+            .map_err(|e| KafkaError::Other(format!("cannot start the http runtime: {e}")))?;
+        let app = Router::new()
+            .route("/metrics", get(metrics_page))
+            .route("/healthz", get(healthz))
+            .route("/readyz", get(readyz))
+            .fallback(not_found)
+            .with_state(Arc::new(Endpoints {
+                metrics,
+                ready,
+                liveness,
+            }));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("fundwatch-http".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let listener = match tokio::net::TcpListener::from_std(listener) {
+                        Ok(l) => l,
+                        Err(e) => {
+                            tracing::error!(error = %e, "http endpoints: cannot listen");
+                            return;
+                        }
+                    };
+                    let served = axum::serve(listener, app)
+                        .with_graceful_shutdown(async {
+                            let _ = stopped.await;
+                        })
+                        .await;
+                    if let Err(e) = served {
+                        tracing::error!(error = %e, "http endpoints stopped");
+                    }
+                });
+            })
+            .map_err(|e| KafkaError::Other(format!("cannot start http thread: {e}")))?;
+        Ok(HttpServer {
+            addr,
+            stop: Some(stop),
+            thread: Some(thread),
         })
-        .map_err(|e| KafkaError::Other(format!("cannot start http thread: {e}")))?;
-        Ok(HttpServer { _thread: thread, addr })
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }
 
@@ -375,6 +450,7 @@ mod tests {
     use super::*;
     use crate::liveness::{Phase, UNHEALTHY_AFTER};
     use std::io::{Read, Write};
+    use std::time::Duration;
 
     fn get(addr: &str, path: &str) -> (u16, String) {
         let mut s = std::net::TcpStream::connect(addr).expect("connect");
