@@ -234,7 +234,7 @@ fn a_mapping_refuses_csv_rather_than_half_applying() {
     let csv = dir.path().join("s.csv");
     std::fs::write(&csv, "tx_id,ts,account,counterparty,direction,amount\n").unwrap();
     let o = opts(&csv, dir.path(), Config::from_toml(BANK_MAPPING).unwrap());
-    let e = replay(&o).err().expect("refused");
+    let e = replay(&o).expect_err("refused");
     assert!(e.to_string().contains("JSON Lines"), "{e}");
 }
 
