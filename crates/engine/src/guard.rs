@@ -106,6 +106,8 @@ pub struct TimeRejected {
     pub position: u64,
     pub raw: Vec<u8>,
     pub tx_id: String,
+    /// The record's account (the Kafka key of its dead letter).
+    pub account: String,
     pub reason: TimeRejection,
 }
 
@@ -134,6 +136,7 @@ impl Held {
         TimeRejected {
             position: self.position,
             tx_id: self.tx.tx_id.into_owned(),
+            account: self.tx.account.into_owned(),
             reason: TimeRejection::AheadOfStream {
                 ts_ms: self.tx.ts_ms,
                 reference_ms,

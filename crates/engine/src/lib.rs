@@ -372,6 +372,11 @@ impl Engine {
         &self.lanes[0].stats
     }
 
+    /// The newest event time admitted (held records not included); `i64::MIN` before any.
+    pub fn newest_event_ms(&self) -> i64 {
+        self.max_ts
+    }
+
     /// Event-time watermark: records at or before it have been released.
     pub fn watermark_ms(&self) -> i64 {
         self.released_up_to
@@ -493,6 +498,7 @@ impl Engine {
             position: origin.position,
             raw: origin.raw.to_vec(),
             tx_id: tx.tx_id.to_string(),
+            account: tx.account.to_string(),
             reason,
         });
     }
