@@ -108,6 +108,8 @@ fn fixed_fields_changed(old: &Config, new: &Config) -> Vec<&'static str> {
         // The linker's state and the engines' ledgers are built under them.
         ("cases", old.cases != new.cases),
         ("routing", old.routing != new.routing),
+        // Records already consumed were decoded with it; a new mapping needs a restart.
+        ("input", old.input != new.input),
         (
             "kafka.checkpoint_interval",
             a.checkpoint_interval != b.checkpoint_interval,
