@@ -186,6 +186,7 @@ mod tests {
                 "[routing.regions]\n\"3301\" = \"office-hz\"\n",
                 "routing",
             ),
+            ("input.toml", "[input]\nformat = \"debezium\"\n", "input"),
         ] {
             let p = write(&dir, name, text);
             match evaluate(&current, &p) {

@@ -44,6 +44,7 @@ pub struct InputParams {
     /// account_type, industry, region, cross_border. Fields not listed are read under their
     /// own names.
     pub fields: BTreeMap<String, String>,
+    /// `[input.values]`: the source's own words for our enumerated values.
     pub values: InputValues,
 }
 
@@ -72,6 +73,7 @@ pub enum TimestampUnit {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct InputValues {
+    /// `[input.values.direction]`: the source's debit/credit flags.
     pub direction: DirectionValues,
 }
 

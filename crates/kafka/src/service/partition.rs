@@ -89,7 +89,7 @@ pub(super) struct PartOut {
     pub(super) live: u64,
     pub(super) replayed: u64,
     pub(super) went_live: bool,
-    /// Change events passed over, by kind (indexed like `SkipKind::ALL`), live and rebuilt.
+    /// Change events passed over live, by kind (indexed like `SkipKind::ALL`).
     pub(super) skipped: [u64; SkipKind::ALL.len()],
 }
 
@@ -136,7 +136,10 @@ impl Part {
         match self.decoder.decode(payload) {
             Decoded::Record(tx) => {
                 let max_future = self.engine.config().engine.max_future.ms();
-                match TimeRejection::wall_clock(tx.ts_ms, now_ms, max_future) {
+                // The record's Kafka timestamp is the wall clock when it was written; bounded
+                // by it (not by the clock now), a rebuild decides as the first pass did.
+                let wall_ms = msg.timestamp().to_millis().map_or(now_ms, |kts| kts.min(now_ms));
+                match TimeRejection::wall_clock(tx.ts_ms, wall_ms, max_future) {
                     Some(r) if live => out.events.push(Out::Reject {
                         index,
                         code: r.code(),
@@ -160,6 +163,7 @@ impl Part {
                     }
                 }
             }
+            Decoded::Skipped(_) if !live => {}
             Decoded::Skipped(kind) => {
                 if let Some(i) = SkipKind::ALL.iter().position(|k| *k == kind) {
                     out.skipped[i] += 1;
