@@ -1,6 +1,7 @@
-//! `cargo run --release -p fundwatch-replay --example replay_file -- INPUT [CONFIG] [DEAD_LETTERS]`:
-//! replay a stream with a config file (default: the built-in one, `[input]` included) and
-//! print the summary. Measures replay, the mapped decoder included, without building the CLI.
+//! `cargo run --release -p fundwatch-replay --example replay_file -- INPUT [CONFIG|-] [ALERTS] [DEAD_LETTERS]`:
+//! replay a stream with a config file (`-` or none: the built-in one; `[input]` included) and
+//! print the summary; alerts and dead letters go to the files given. Measures replay, the
+//! mapped decoder included, without building the CLI.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,10 +13,10 @@ use fundwatch_rules::Config;
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(input) = args.first() else {
-        eprintln!("usage: replay_file INPUT [CONFIG] [DEAD_LETTERS]");
+        eprintln!("usage: replay_file INPUT [CONFIG|-] [ALERTS] [DEAD_LETTERS]");
         std::process::exit(2);
     };
-    let config = match args.get(1) {
+    let config = match args.get(1).filter(|p| p.as_str() != "-") {
         Some(path) => match Config::load(path.as_ref()) {
             Ok(c) => c,
             Err(e) => {
@@ -27,8 +28,8 @@ fn main() {
     };
     let opts = ReplayOptions {
         input: PathBuf::from(input),
-        alerts: PathBuf::from("/dev/null"),
-        dead_letter: args.get(2).map(PathBuf::from),
+        alerts: PathBuf::from(args.get(2).map_or("/dev/null", String::as_str)),
+        dead_letter: args.get(3).map(PathBuf::from),
         near_misses: None,
         config: Arc::new(config),
         cases: None,
