@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fundwatch_cases::{route_alert, route_case, CaseRecord, Linker, LinkerStats, Routed};
-use fundwatch_engine::{Alert, Clock, Engine, EngineStats, Origin};
+use fundwatch_engine::{Alert, Clock, Engine, EngineStats};
 use fundwatch_rules::{Config, RuleId};
 use serde::Serialize;
 
@@ -269,7 +269,7 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
             read += 1;
             match item {
                 Input::Record { tx, position, raw } => {
-                    engine.process_from(&tx, Origin { position, raw }, &mut alerts);
+                    engine.process_from(&tx, fundwatch_engine::Origin { position, raw }, &mut alerts);
                     if engine.has_time_rejections() {
                         rejections.take_from(&mut engine, &mut write_err);
                     }
