@@ -859,6 +859,55 @@ mod tests {
     }
 
     #[test]
+    fn flags_padding_numbers_and_booleans() {
+        let d = decoder(Mapping {
+            fields: vec![(Field::Direction, "DC".into()), (Field::CrossBorder, "XB".into())],
+            direction_in: vec!["1".into()],
+            direction_out: vec!["2".into()],
+            ..Mapping::default()
+        });
+        let line = |dc: &str, xb: &str| {
+            format!(
+                r#"{{"tx_id":7,"ts":"2026-03-02T01:15:02Z","account":"A","counterparty":"B","DC":{dc},"XB":{xb},"amount":"5","memo":null,"region":330106}}"#
+            )
+        };
+        let t = record(&d, &line("1", "true"));
+        assert_eq!(
+            (t.direction, t.cross_border),
+            (Direction::In, true),
+            "a numeric flag compares by its text"
+        );
+        assert_eq!(t.tx_id, "7", "a numeric id reads as its digits");
+        assert_eq!(t.region, "330106");
+        assert_eq!(t.memo, "", "null is absent");
+        assert_eq!(
+            record(&d, &line(r#""2 ""#, r#""Y""#)).direction,
+            Direction::Out,
+            "CHAR padding is trimmed"
+        );
+        assert!(!record(&d, &line("2", "0")).cross_border);
+        assert!(!record(&d, &line("2", "null")).cross_border);
+        assert!(matches!(
+            rejected(&d, &line("2", r#""maybe""#)),
+            RejectReason::BadBool(_)
+        ));
+        assert!(matches!(
+            rejected(&d, &line("[2]", "0")),
+            RejectReason::WrongType { field: "direction", .. }
+        ));
+        let l = line("1", "0").replace(r#""account":"A""#, r#""account":{"n":1}"#);
+        assert_eq!(
+            rejected(&d, &l),
+            RejectReason::WrongType {
+                field: "account",
+                expected: "a string"
+            }
+        );
+        let l = line("1", "0").replace(r#""account":"A""#, r#""account":"""#);
+        assert_eq!(rejected(&d, &l), RejectReason::EmptyField("account"));
+    }
+
+    #[test]
     fn mapped_fundwatch_records_decode_as_the_spec_decoder_does() {
         // A mapping that renames nothing but is not the identity (a zone) must read spec
         // records exactly as decode_json does.
