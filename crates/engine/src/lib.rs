@@ -221,7 +221,7 @@ pub struct Engine {
     traces_out: Vec<AccountTrace>,
     clock: Clock,
     /// Records more than `max_future` ahead of the stream, waiting for it to follow (module
-    /// `guard`). Not in checkpoints: a restore starts with none held.
+    /// `guard`); checkpointed after the head.
     held: Vec<guard::Held>,
     time_rejected: Vec<TimeRejected>,
     guard_stats: TimeGuardStats,
