@@ -337,11 +337,10 @@ pub struct EngineParams {
     pub max_history: Span,
     /// How far ahead of the stream (its newest event time so far) a record may jump before
     /// it needs later records to follow it: a record further ahead is held aside, without
-    /// moving the watermark, until two later records agree with it (within this span of its
-    /// time; a quiet stream's first record after a night does that) and is dead-lettered
-    /// (`future_time`) when eight later records do not, so one mistyped year cannot make
-    /// the rest of the stream late. The first records of a stream are held the same way
-    /// until two agree. `fundwatch run` also dead-letters records further than this ahead
+    /// moving the watermark, until two later records reach its time less this span (a quiet
+    /// stream's next records after a night do), and is dead-lettered (`future_time`) when
+    /// eight later records stay behind it, so one mistyped year cannot make the rest of the
+    /// stream late. The first records of a stream are held the same way until followed. `fundwatch run` also dead-letters records further than this ahead
     /// of the wall clock. Not part of `config_version`. Range 1m–7d.
     pub max_future: Span,
 }
