@@ -514,7 +514,7 @@ fn backtest(args: BacktestArgs) -> Result<()> {
             bt::apply(&config_a, &settings)?;
         }
     }
-    let stream = bt::DecodedStream::load(&args.input)?;
+    let stream = bt::DecodedStream::load_with(&args.input, &config_a.input.decoder()?)?;
     let now = chrono_now_ms();
     let clock = Clock::Fixed(now);
     let meta = fundwatch_report::Meta {

@@ -12,8 +12,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
 
-use fundwatch_record::{AccountType, Channel, Direction, Transaction};
-use fundwatch_replay::{read_stream, Item, ReplayError};
+use fundwatch_record::{AccountType, Channel, Direction, InputDecoder, Transaction};
+use fundwatch_replay::{read_stream_with, Input, ReplayError};
 use fundwatch_window::Interner;
 
 /// One accepted record, by dictionary ids.
@@ -44,28 +44,41 @@ pub struct DecodedStream {
     /// Records read (accepted + rejected).
     pub records_read: u64,
     pub rejected_by_reason: BTreeMap<String, u64>,
+    /// Change events that are not transactions (`[input] format = "debezium"`), by kind.
+    pub skipped_by_kind: BTreeMap<String, u64>,
     /// Seconds spent reading and decoding.
     pub decode_seconds: f64,
 }
 
 impl DecodedStream {
-    /// Read and validate a JSON Lines, CSV or Parquet stream (the same decoder as `replay`).
+    /// Read and validate a JSON Lines, CSV or Parquet stream of the spec's records (the same
+    /// decoder as `replay`).
     pub fn load(path: &Path) -> Result<DecodedStream, ReplayError> {
+        DecodedStream::load_with(path, &InputDecoder::Fundwatch)
+    }
+
+    /// [`DecodedStream::load`] through a config's `[input]` decoder
+    /// (`fundwatch_rules::InputParams::decoder`), as `replay` reads it.
+    pub fn load_with(path: &Path, decoder: &InputDecoder) -> Result<DecodedStream, ReplayError> {
         let start = Instant::now();
         let mut s = DecodedStream::empty(&path.display().to_string());
         let mut overflow = false;
-        read_stream(
+        read_stream_with(
             path,
+            decoder,
             |item| {
                 s.records_read += 1;
                 match item {
-                    Item::Record(tx) => {
+                    Input::Record { tx, .. } => {
                         if !s.push(&tx) {
                             overflow = true;
                         }
                     }
-                    Item::Rejected { reason, .. } => {
+                    Input::Rejected { reason, .. } => {
                         *s.rejected_by_reason.entry(reason.code().to_owned()).or_default() += 1;
+                    }
+                    Input::Skipped { kind, .. } => {
+                        *s.skipped_by_kind.entry(kind.as_str().to_owned()).or_default() += 1;
                     }
                 }
             },
@@ -100,6 +113,7 @@ impl DecodedStream {
             strings: Interner::new(),
             records_read: 0,
             rejected_by_reason: BTreeMap::new(),
+            skipped_by_kind: BTreeMap::new(),
             decode_seconds: 0.0,
         }
     }

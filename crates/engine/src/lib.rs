@@ -14,6 +14,7 @@
 //! re-read after all.
 
 mod alert;
+pub mod guard;
 mod snapshot;
 pub mod trace;
 
@@ -37,6 +38,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use alert::Alert;
+pub use guard::{Origin, TimeGuardStats, TimeRejected, TimeRejection};
 pub use snapshot::{Checkpoint, SnapshotError, DICTIONARY_CHUNK, SNAPSHOT_FORMAT};
 pub use trace::{AccountTrace, Flow, MemberSet, RoleFinding};
 
@@ -218,6 +220,11 @@ pub struct Engine {
     traces: trace::Traces,
     traces_out: Vec<AccountTrace>,
     clock: Clock,
+    /// Records more than `max_future` ahead of the stream, waiting for it to follow (module
+    /// `guard`); checkpointed after the head.
+    held: Vec<guard::Held>,
+    time_rejected: Vec<TimeRejected>,
+    guard_stats: TimeGuardStats,
     /// Names per checkpoint object of the dictionaries.
     dict_chunk: usize,
     /// Content hashes of immutable objects already encoded (they name the objects).
@@ -255,6 +262,9 @@ impl Engine {
             traces: trace::Traces::default(),
             traces_out: Vec::new(),
             clock: Clock::Wall,
+            held: Vec::new(),
+            time_rejected: Vec::new(),
+            guard_stats: TimeGuardStats::default(),
             dict_chunk: dictionary_chunk.clamp(1, snapshot::MAX_DICTIONARY_CHUNK),
             object_names: Mutex::default(),
         }
@@ -370,6 +380,11 @@ impl Engine {
         &self.lanes[0].stats
     }
 
+    /// The newest event time admitted (held records not included); `i64::MIN` before any.
+    pub fn newest_event_ms(&self) -> i64 {
+        self.max_ts
+    }
+
     /// Event-time watermark: records at or before it have been released.
     pub fn watermark_ms(&self) -> i64 {
         self.released_up_to
@@ -394,13 +409,129 @@ impl Engine {
         (self.store.held_rows(), bytes)
     }
 
-    /// Take one valid record (in arrival order). Alerts it lets through go to `out`.
+    /// Take one valid record (in arrival order). Alerts it lets through go to `out`. A record
+    /// the event-time guards refuse goes to [`Engine::take_time_rejections`] (without an
+    /// origin: pipelines that write dead letters call [`Engine::process_from`]).
     pub fn process(&mut self, tx: &Transaction<'_>, out: &mut Vec<Alert>) {
+        self.process_from(tx, Origin::default(), out);
+    }
+
+    /// [`Engine::process`], naming where the record came from for its dead letter.
+    pub fn process_from(&mut self, tx: &Transaction<'_>, origin: Origin<'_>, out: &mut Vec<Alert>) {
         self.lanes[0].stats.records += 1;
         if !tx.is_cny {
             self.lanes[0].stats.non_cny += 1;
             return;
         }
+        let engine = &self.lanes[0].config.engine;
+        let (max_future, max_history) = (engine.max_future.ms(), engine.max_history.ms());
+        let reference = (self.max_ts != i64::MIN).then_some(self.max_ts);
+        let implausible = !(guard::PLAUSIBLE_FROM_MS..guard::PLAUSIBLE_UNTIL_MS).contains(&tx.ts_ms);
+        let too_old = reference.filter(|newest| tx.ts_ms < newest.saturating_sub(max_history));
+        if implausible || too_old.is_some() {
+            let reason = match too_old {
+                Some(newest_ms) if !implausible => TimeRejection::TooOld {
+                    ts_ms: tx.ts_ms,
+                    newest_ms,
+                    max_history_ms: max_history,
+                },
+                _ => TimeRejection::Implausible { ts_ms: tx.ts_ms },
+            };
+            self.reject_time(tx, origin, reason);
+            return;
+        }
+        if !self.held.is_empty() {
+            // Does the stream follow each held record?
+            for h in &mut self.held {
+                if tx.ts_ms >= h.tx.ts_ms.saturating_sub(max_future) {
+                    h.followers += 1;
+                } else {
+                    h.contradictions += 1;
+                }
+            }
+        }
+        let ahead = reference.is_none_or(|r| tx.ts_ms > r.saturating_add(max_future));
+        if ahead {
+            self.guard_stats.held += 1;
+            self.held.push(guard::Held {
+                tx: tx.clone().into_owned(),
+                position: origin.position,
+                raw: origin.raw.to_vec(),
+                followers: 0,
+                contradictions: 0,
+            });
+        } else {
+            self.admit_in_order(tx, out);
+        }
+        if !self.held.is_empty() {
+            self.settle_held(out, false);
+        }
+    }
+
+    /// Admit held records the stream followed or caught up with, in arrival order, and reject
+    /// those it did not follow (`end`: input is over, nothing more will follow).
+    fn settle_held(&mut self, out: &mut Vec<Alert>, end: bool) {
+        let max_future = self.lanes[0].config.engine.max_future.ms();
+        loop {
+            let within_reach =
+                |h: &guard::Held, max_ts: i64| max_ts != i64::MIN && h.tx.ts_ms <= max_ts.saturating_add(max_future);
+            let admit = self
+                .held
+                .iter()
+                .position(|h| h.followers >= guard::FOLLOWERS_TO_ADMIT || within_reach(h, self.max_ts) || end);
+            let Some(i) = admit else { break };
+            let h = self.held.remove(i);
+            self.admit_in_order(&h.tx, out);
+        }
+        let reference = (self.max_ts != i64::MIN).then_some(self.max_ts);
+        let mut i = 0;
+        while i < self.held.len() {
+            let h = &self.held[i];
+            if h.contradictions >= guard::CONTRADICTIONS_TO_REJECT || self.held.len() > guard::MAX_HELD {
+                let h = self.held.remove(i);
+                self.guard_stats.future_time += 1;
+                self.time_rejected.push(h.rejected(reference, max_future));
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    fn reject_time(&mut self, tx: &Transaction<'_>, origin: Origin<'_>, reason: TimeRejection) {
+        match reason.code() {
+            "future_time" => self.guard_stats.future_time += 1,
+            _ => self.guard_stats.too_old += 1,
+        }
+        self.time_rejected.push(TimeRejected {
+            position: origin.position,
+            raw: origin.raw.to_vec(),
+            tx_id: tx.tx_id.to_string(),
+            account: tx.account.to_string(),
+            reason,
+        });
+    }
+
+    /// Records the event-time guards refused since the last call (module `guard`).
+    pub fn take_time_rejections(&mut self) -> Vec<TimeRejected> {
+        std::mem::take(&mut self.time_rejected)
+    }
+
+    /// Whether [`Engine::take_time_rejections`] has anything (cheap, for the hot path).
+    pub fn has_time_rejections(&self) -> bool {
+        !self.time_rejected.is_empty()
+    }
+
+    pub fn time_guard_stats(&self) -> TimeGuardStats {
+        self.guard_stats
+    }
+
+    /// Records held aside, waiting for the stream to follow them.
+    pub fn held(&self) -> usize {
+        self.held.len()
+    }
+
+    /// Into the reorder buffer (or, later than the allowed lateness, straight to the rules).
+    fn admit_in_order(&mut self, tx: &Transaction<'_>, out: &mut Vec<Alert>) {
         let p = self.admit(tx);
         let lateness = self.lanes[0].config.engine.allowed_lateness.ms();
         if p.ts_ms < self.max_ts.saturating_sub(lateness) {
@@ -416,8 +547,11 @@ impl Engine {
         self.release_until(watermark, out);
     }
 
-    /// End of input: release everything still waiting.
+    /// End of input: settle held records, then release everything still waiting.
     pub fn flush(&mut self, out: &mut Vec<Alert>) {
+        if !self.held.is_empty() {
+            self.settle_held(out, true);
+        }
         self.release_until(i64::MAX, out);
     }
 

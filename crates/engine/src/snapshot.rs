@@ -112,6 +112,89 @@ struct Head<'a> {
     traces: Cow<'a, Traces>,
 }
 
+/// A record held by the event-time guard (`crate::guard`), written after the head.
+#[derive(Serialize, Deserialize)]
+struct HeldHead<'a> {
+    tx_id: Cow<'a, str>,
+    ts_ms: i64,
+    account: Cow<'a, str>,
+    counterparty: Cow<'a, str>,
+    out: bool,
+    amount: i64,
+    is_cny: bool,
+    currency: Cow<'a, str>,
+    channel: u8,
+    memo: Cow<'a, str>,
+    corporate: bool,
+    industry: Cow<'a, str>,
+    region: Cow<'a, str>,
+    cross_border: bool,
+    position: u64,
+    raw: Cow<'a, [u8]>,
+    followers: u32,
+    contradictions: u32,
+}
+
+impl<'a> HeldHead<'a> {
+    fn of(h: &'a crate::guard::Held) -> HeldHead<'a> {
+        let t = &h.tx;
+        HeldHead {
+            tx_id: Cow::Borrowed(&t.tx_id),
+            ts_ms: t.ts_ms,
+            account: Cow::Borrowed(&t.account),
+            counterparty: Cow::Borrowed(&t.counterparty),
+            out: t.direction == fundwatch_record::Direction::Out,
+            amount: t.amount,
+            is_cny: t.is_cny,
+            currency: Cow::Borrowed(&t.currency),
+            channel: t.channel as u8,
+            memo: Cow::Borrowed(&t.memo),
+            corporate: t.account_type == AccountType::Corporate,
+            industry: Cow::Borrowed(&t.industry),
+            region: Cow::Borrowed(&t.region),
+            cross_border: t.cross_border,
+            position: h.position,
+            raw: Cow::Borrowed(&h.raw),
+            followers: h.followers,
+            contradictions: h.contradictions,
+        }
+    }
+
+    fn into_held(self) -> crate::guard::Held {
+        let own = |c: Cow<'_, str>| Cow::Owned(c.into_owned());
+        crate::guard::Held {
+            tx: fundwatch_record::Transaction {
+                tx_id: own(self.tx_id),
+                ts_ms: self.ts_ms,
+                account: own(self.account),
+                counterparty: own(self.counterparty),
+                direction: if self.out {
+                    fundwatch_record::Direction::Out
+                } else {
+                    fundwatch_record::Direction::In
+                },
+                amount: self.amount,
+                is_cny: self.is_cny,
+                currency: own(self.currency),
+                channel: fundwatch_record::Channel::from_u8(self.channel),
+                memo: own(self.memo),
+                account_type: if self.corporate {
+                    AccountType::Corporate
+                } else {
+                    AccountType::Personal
+                },
+                industry: own(self.industry),
+                region: own(self.region),
+                cross_border: self.cross_border,
+            },
+            position: self.position,
+            raw: self.raw.into_owned(),
+            followers: self.followers,
+            contradictions: self.contradictions,
+        }
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 struct DictHead<'a> {
     /// Content hashes of the full chunks.
@@ -357,7 +440,11 @@ impl Engine {
                 .collect(),
             traces: Cow::Borrowed(&self.traces),
         };
-        let payload = encode(&head);
+        let mut payload = encode(&head);
+        if !self.held.is_empty() {
+            // After the head, so format-2 readers (which ignore trailing bytes) still restore.
+            payload.extend(encode(&self.held.iter().map(HeldHead::of).collect::<Vec<_>>()));
+        }
         let packed = lz4_flex::block::compress(&payload);
         let mut bytes = Vec::with_capacity(HEADER_LEN + packed.len());
         bytes.extend_from_slice(&MAGIC);
@@ -406,7 +493,13 @@ impl Engine {
         if payload.len() != len {
             return Err(corrupt("payload length"));
         }
-        let h: Head<'_> = postcard::from_bytes(&payload).map_err(|e| corrupt(format!("cannot decode: {e}")))?;
+        let (h, rest): (Head<'_>, &[u8]) =
+            postcard::take_from_bytes(&payload).map_err(|e| corrupt(format!("cannot decode: {e}")))?;
+        let held: Vec<HeldHead<'_>> = if rest.is_empty() {
+            Vec::new()
+        } else {
+            postcard::from_bytes(rest).map_err(|e| corrupt(format!("cannot decode held records: {e}")))?
+        };
         if h.lanes.len() != configs.len() {
             return Err(SnapshotError::Lanes {
                 given: configs.len(),
@@ -565,6 +658,9 @@ impl Engine {
             traces: h.traces.into_owned(),
             traces_out: Vec::new(),
             clock: Clock::Wall,
+            held: held.into_iter().map(HeldHead::into_held).collect(),
+            time_rejected: Vec::new(),
+            guard_stats: Default::default(),
             dict_chunk: chunk,
             object_names: Mutex::new(cache),
         })

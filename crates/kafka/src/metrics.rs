@@ -21,6 +21,8 @@ pub struct Metrics {
     pub registry: Registry,
     pub records_consumed: IntCounterVec,
     pub records_rejected: IntCounterVec,
+    /// Change events that are not transactions (`[input] format = "debezium"`), by kind.
+    pub input_skipped: IntCounterVec,
     pub dead_letters: IntCounter,
     pub alerts: IntCounterVec,
     pub consumer_lag: IntGaugeVec,
@@ -99,6 +101,11 @@ impl Metrics {
                 "fundwatch_records_rejected_total",
                 "Records rejected, by reason code",
                 &["reason"],
+            ),
+            input_skipped: cv(
+                "fundwatch_input_skipped_total",
+                "Change events passed over as not transactions (update, delete, tombstone, truncate, message), by kind",
+                &["kind"],
             ),
             dead_letters: reg(
                 &r,
@@ -466,6 +473,7 @@ mod tests {
     fn endpoints_report_metrics_readiness_and_liveness() {
         let metrics = Arc::new(Metrics::new());
         metrics.dead_letters.inc();
+        metrics.input_skipped.with_label_values(&["tombstone"]).inc_by(3);
         let ready = Arc::new(AtomicBool::new(false));
         let live = Arc::new(Liveness::default());
         live.beat(Phase::Polling);
@@ -473,6 +481,10 @@ mod tests {
         let (code, body) = get(&server.addr, "/metrics");
         assert_eq!(code, 200);
         assert!(body.contains("fundwatch_dead_letters_total 1"), "{body}");
+        assert!(
+            body.contains("fundwatch_input_skipped_total{kind=\"tombstone\"} 3"),
+            "{body}"
+        );
         assert_eq!(get(&server.addr, "/healthz"), (200, "ok\n".into()));
         assert_eq!(get(&server.addr, "/readyz").0, 503);
         ready.store(true, Ordering::Relaxed);

@@ -108,6 +108,8 @@ fn fixed_fields_changed(old: &Config, new: &Config) -> Vec<&'static str> {
         // The linker's state and the engines' ledgers are built under them.
         ("cases", old.cases != new.cases),
         ("routing", old.routing != new.routing),
+        // Records already consumed were decoded with it; a new mapping needs a restart.
+        ("input", old.input != new.input),
         (
             "kafka.checkpoint_interval",
             a.checkpoint_interval != b.checkpoint_interval,
@@ -184,6 +186,7 @@ mod tests {
                 "[routing.regions]\n\"3301\" = \"office-hz\"\n",
                 "routing",
             ),
+            ("input.toml", "[input]\nformat = \"debezium\"\n", "input"),
         ] {
             let p = write(&dir, name, text);
             match evaluate(&current, &p) {

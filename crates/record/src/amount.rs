@@ -6,6 +6,7 @@ use crate::{truncate, Fen, RejectReason};
 /// Amounts above this (10^13 yuan) are not bank transactions; refusing them keeps all
 /// later sums far from i64 overflow.
 const MAX_FEN: i128 = 1_000_000_000_000_000;
+pub(crate) const MAX_FEN_I64: i64 = MAX_FEN as i64;
 
 /// Text form, per the schema: `^[0-9]+(\.[0-9]{1,2})?$`. A leading `-` or `+` is recognised
 /// only to give a better reason.

@@ -8,6 +8,7 @@
 
 mod amount;
 mod json;
+mod mapped;
 mod scan;
 mod text;
 mod time;
@@ -16,6 +17,9 @@ use std::borrow::Cow;
 
 pub use amount::{format_fen, parse_amount_json_number, parse_amount_text};
 pub use json::decode_json;
+pub use mapped::{
+    precise_decimal, Decoded, EpochUnit, InputDecoder, MappedDecoder, Mapping, MappingError, SkipKind, SourceFormat,
+};
 pub use text::{Field, TextFields};
 pub use time::{beijing_day, beijing_day_start_ms, format_day, format_rfc3339_ms, parse_rfc3339_ms};
 
@@ -214,6 +218,8 @@ pub enum RejectReason {
     BadTimestamp(String),
     #[error("cross_border must be true or false, got {0:?}")]
     BadBool(String),
+    #[error("Debezium op must be c, r, u, d, t or m, got {0}")]
+    UnknownOperation(String),
 }
 
 impl RejectReason {
@@ -235,6 +241,7 @@ impl RejectReason {
             RejectReason::UnknownAccountType(_) => "unknown_account_type",
             RejectReason::BadTimestamp(_) => "bad_timestamp",
             RejectReason::BadBool(_) => "bad_bool",
+            RejectReason::UnknownOperation(_) => "unknown_op",
         }
     }
 }

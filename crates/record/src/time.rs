@@ -21,6 +21,16 @@ pub fn parse_rfc3339_ms(s: &str) -> Result<i64, RejectReason> {
         .map_err(|_| RejectReason::BadTimestamp(truncate(s)))
 }
 
+/// A zone-less ISO time (`2026-03-02T09:15:02`, a space instead of `T`, optional fraction)
+/// as epoch milliseconds of that wall time counted as UTC; the caller takes the zone off.
+pub(crate) fn parse_naive_ms(s: &str) -> Option<i64> {
+    let s = s.trim();
+    ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"]
+        .iter()
+        .find_map(|f| chrono::NaiveDateTime::parse_from_str(s, f).ok())
+        .map(|d| d.and_utc().timestamp_millis())
+}
+
 #[inline]
 fn d2(b: &[u8], i: usize) -> Option<i64> {
     let (a, c) = (b[i].wrapping_sub(b'0'), b[i + 1].wrapping_sub(b'0'));

@@ -17,7 +17,7 @@ use fundwatch_engine::{Alert, Clock, Engine, EngineStats};
 use fundwatch_rules::{Config, RuleId};
 use serde::Serialize;
 
-pub use source::{read_stream, Format, Item};
+pub use source::{read_stream, read_stream_with, Format, Input, Item};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
@@ -33,6 +33,10 @@ pub enum ReplayError {
     Csv(String),
     #[error("cannot read Parquet: {0}")]
     Parquet(String),
+    #[error("the [input] mapping reads JSON Lines (Debezium events, a bank's JSON); {0} is CSV or Parquet, which are read by the spec's column names: leave [input] at its defaults for it")]
+    MappingNeedsJson(String),
+    #[error("[input]: {0}")]
+    Input(String),
 }
 
 pub struct ReplayOptions {
@@ -63,6 +67,9 @@ pub struct ReplaySummary {
     pub accepted: u64,
     pub rejected: u64,
     pub rejected_by_reason: BTreeMap<String, u64>,
+    /// Change events that are not transactions (`[input] format = "debezium"`: update,
+    /// delete, tombstone, truncate, message), passed over and not dead-lettered.
+    pub skipped_by_kind: BTreeMap<String, u64>,
     pub late: u64,
     pub non_cny_passed_over: u64,
     pub alerts: u64,
@@ -101,6 +108,9 @@ impl std::fmt::Display for ReplaySummary {
         )?;
         for (reason, n) in &self.rejected_by_reason {
             writeln!(f, "    rejected: {reason:<22} {n:>10}")?;
+        }
+        for (kind, n) in &self.skipped_by_kind {
+            writeln!(f, "    skipped:  {kind:<22} {n:>10}")?;
         }
         writeln!(
             f,
@@ -151,6 +161,42 @@ struct DeadLetter<'a> {
     code: &'static str,
     reason: String,
     raw: Cow<'a, str>,
+    /// Records refused on their event time (CSV and Parquet rows have no raw line).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tx_id: Option<&'a str>,
+}
+
+/// The dead-letter file and the rejection counts of a replay.
+struct Rejections {
+    out: Option<BufWriter<File>>,
+    count: u64,
+    by_reason: BTreeMap<String, u64>,
+}
+
+impl Rejections {
+    fn push(&mut self, dl: &DeadLetter<'_>, err: &mut Option<ReplayError>) {
+        self.count += 1;
+        *self.by_reason.entry(dl.code.to_owned()).or_default() += 1;
+        if let Some(out) = self.out.as_mut() {
+            if let Err(e) = write_line(out, dl) {
+                err.get_or_insert(ReplayError::Write("dead-letter file".into(), e));
+            }
+        }
+    }
+
+    /// Dead letters of the records the engine's event-time guards refused.
+    fn take_from(&mut self, engine: &mut Engine, err: &mut Option<ReplayError>) {
+        for r in engine.take_time_rejections() {
+            let dl = DeadLetter {
+                position: r.position,
+                code: r.reason.code(),
+                reason: r.reason.to_string(),
+                raw: String::from_utf8_lossy(&r.raw),
+                tx_id: Some(&r.tx_id),
+            };
+            self.push(&dl, err);
+        }
+    }
 }
 
 use std::borrow::Cow;
@@ -187,10 +233,19 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
     }
     let mut near_out = opts.near_misses.as_deref().map(create).transpose()?;
     let mut alerts_out = create(&opts.alerts)?;
-    let mut dead_out = opts.dead_letter.as_deref().map(create).transpose()?;
+    let decoder = opts
+        .config
+        .input
+        .decoder()
+        .map_err(|e| ReplayError::Input(e.to_string()))?;
+    let mut rejections = Rejections {
+        out: opts.dead_letter.as_deref().map(create).transpose()?,
+        count: 0,
+        by_reason: BTreeMap::new(),
+    };
+    let mut skipped_by_kind: BTreeMap<String, u64> = BTreeMap::new();
     let alerts_path = opts.alerts.display().to_string();
-    let mut rejected_by_reason: BTreeMap<String, u64> = BTreeMap::new();
-    let (mut read, mut rejected) = (0u64, 0u64);
+    let mut read = 0u64;
     let mut alerts: Vec<Alert> = Vec::new();
     let mut write_err: Option<ReplayError> = None;
     let bar = progress_bar(opts.progress, &opts.input);
@@ -207,13 +262,17 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
         }
     };
 
-    read_stream(
+    read_stream_with(
         &opts.input,
+        &decoder,
         |item| {
             read += 1;
             match item {
-                Item::Record(tx) => {
-                    engine.process(&tx, &mut alerts);
+                Input::Record { tx, position, raw } => {
+                    engine.process_from(&tx, fundwatch_engine::Origin { position, raw }, &mut alerts);
+                    if engine.has_time_rejections() {
+                        rejections.take_from(&mut engine, &mut write_err);
+                    }
                     if let Some(c) = cases.as_mut() {
                         c.step(&mut engine, &mut alerts, &mut write_err, false);
                     }
@@ -228,23 +287,18 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
                         }
                     }
                 }
-                Item::Rejected { position, reason, raw } => {
-                    rejected += 1;
-                    *rejected_by_reason.entry(reason.code().to_owned()).or_default() += 1;
-                    if let Some(out) = dead_out.as_mut() {
-                        let dl = DeadLetter {
-                            position,
-                            code: reason.code(),
-                            reason: reason.to_string(),
-                            raw: String::from_utf8_lossy(&raw),
-                        };
-                        let res = serde_json::to_writer(&mut *out, &dl)
-                            .map_err(std::io::Error::other)
-                            .and_then(|_| out.write_all(b"\n"));
-                        if let Err(e) = res {
-                            write_err.get_or_insert(ReplayError::Write("dead-letter file".into(), e));
-                        }
-                    }
+                Input::Rejected { position, reason, raw } => {
+                    let dl = DeadLetter {
+                        position,
+                        code: reason.code(),
+                        reason: reason.to_string(),
+                        raw: String::from_utf8_lossy(&raw),
+                        tx_id: None,
+                    };
+                    rejections.push(&dl, &mut write_err);
+                }
+                Input::Skipped { kind, .. } => {
+                    *skipped_by_kind.entry(kind.as_str().to_owned()).or_default() += 1;
                 }
             }
         },
@@ -255,6 +309,7 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
         },
     )?;
     engine.flush(&mut alerts);
+    rejections.take_from(&mut engine, &mut write_err);
     if let Some(c) = cases.as_mut() {
         c.step(&mut engine, &mut alerts, &mut write_err, true);
     }
@@ -272,7 +327,7 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
     alerts_out
         .flush()
         .map_err(|e| ReplayError::Write(opts.alerts.display().to_string(), e))?;
-    if let Some(mut d) = dead_out {
+    if let Some(mut d) = rejections.out.take() {
         d.flush()
             .map_err(|e| ReplayError::Write("dead-letter file".into(), e))?;
     }
@@ -289,10 +344,11 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
         engine.stats(),
         &engine,
         read,
-        rejected,
-        rejected_by_reason,
+        rejections.count,
+        rejections.by_reason,
         elapsed,
     );
+    summary.skipped_by_kind = skipped_by_kind;
     if let Some(c) = cases_summary {
         // Alerts a link raised are in the alert file too.
         summary.alerts += c.linker.linked_alerts;
@@ -446,12 +502,15 @@ fn summarise(
 ) -> ReplaySummary {
     let (held, bytes) = engine.state_size();
     let secs = elapsed.as_secs_f64();
+    let guard = engine.time_guard_stats();
     ReplaySummary {
         input: opts.input.display().to_string(),
         records_read: read,
-        accepted: s.records,
+        // Records the event-time guards refused are counted as rejected, not accepted.
+        accepted: s.records - guard.future_time - guard.too_old,
         rejected,
         rejected_by_reason,
+        skipped_by_kind: BTreeMap::new(),
         late: s.late,
         non_cny_passed_over: s.non_cny,
         alerts: s.alerts.iter().sum(),

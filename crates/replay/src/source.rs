@@ -15,7 +15,10 @@ use arrow_array::types::{
 use arrow_array::{Array, RecordBatch};
 use arrow_cast::display::{ArrayFormatter, FormatOptions};
 use arrow_schema::{DataType, TimeUnit};
-use fundwatch_record::{decode_json, format_rfc3339_ms, Field, RejectReason, TextFields, Transaction};
+use fundwatch_record::{
+    decode_json, format_rfc3339_ms, Decoded, Field, InputDecoder, MappedDecoder, RejectReason, SkipKind, TextFields,
+    Transaction,
+};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::ReplayError;
@@ -30,6 +33,35 @@ pub enum Item<'a> {
         /// The original bytes, as far as the format has them.
         raw: Cow<'a, [u8]>,
     },
+}
+
+/// One item of a stream read through the config's `[input]` ([`read_stream_with`]), with
+/// where it came from (for dead letters the engine's event-time guards ask for).
+pub enum Input<'a> {
+    Record {
+        tx: Transaction<'a>,
+        /// 1-based line (JSON Lines, CSV) or row (Parquet) number.
+        position: u64,
+        /// The original line (JSON Lines); empty for CSV and Parquet rows.
+        raw: &'a [u8],
+    },
+    Rejected {
+        position: u64,
+        reason: RejectReason,
+        raw: Cow<'a, [u8]>,
+    },
+    /// A change event that is not a transaction (Debezium update, delete, tombstone, …).
+    Skipped { position: u64, kind: SkipKind },
+}
+
+impl<'a> From<Input<'a>> for Option<Item<'a>> {
+    fn from(i: Input<'a>) -> Option<Item<'a>> {
+        match i {
+            Input::Record { tx, .. } => Some(Item::Record(tx)),
+            Input::Rejected { position, reason, raw } => Some(Item::Rejected { position, reason, raw }),
+            Input::Skipped { .. } => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,21 +87,88 @@ impl Format {
     }
 }
 
-/// Reads a stream file and hands every item to `f`; `progress` gets bytes (JSON Lines, CSV)
-/// or rows (Parquet) consumed so far.
-pub fn read_stream(path: &Path, mut f: impl FnMut(Item<'_>), mut progress: impl FnMut(u64)) -> Result<(), ReplayError> {
+/// Reads a stream file of the spec's records and hands every item to `f`; `progress` gets
+/// bytes (JSON Lines, CSV) or rows (Parquet) consumed so far.
+pub fn read_stream(path: &Path, mut f: impl FnMut(Item<'_>), progress: impl FnMut(u64)) -> Result<(), ReplayError> {
+    read_stream_with(
+        path,
+        &InputDecoder::Fundwatch,
+        |input| {
+            if let Some(item) = input.into() {
+                f(item)
+            }
+        },
+        progress,
+    )
+}
+
+/// Reads a stream file through `decoder` (the config's `[input]`), handing every item to `f`
+/// with its position. The decoder is chosen here once: the spec's records keep their fast
+/// path. A mapping applies to JSON Lines; CSV and Parquet are read by the spec's columns.
+pub fn read_stream_with(
+    path: &Path,
+    decoder: &InputDecoder,
+    mut f: impl FnMut(Input<'_>),
+    mut progress: impl FnMut(u64),
+) -> Result<(), ReplayError> {
     let open = || File::open(path).map_err(|e| ReplayError::Open(path.display().to_string(), e));
-    match Format::from_path(path)? {
-        Format::JsonLines => read_jsonl(open()?, &mut f, &mut progress),
-        Format::Csv => read_csv(open()?, &mut f, &mut progress),
-        Format::Parquet => read_parquet(open()?, &mut f, &mut progress),
+    let format = Format::from_path(path)?;
+    if format != Format::JsonLines && !decoder.is_default() {
+        return Err(ReplayError::MappingNeedsJson(path.display().to_string()));
+    }
+    match (format, decoder) {
+        (Format::JsonLines, InputDecoder::Fundwatch) => read_lines(open()?, &SpecRecords, &mut f, &mut progress),
+        (Format::JsonLines, InputDecoder::Mapped(m)) => read_lines(open()?, m.as_ref(), &mut f, &mut progress),
+        (Format::Csv, _) => read_csv(open()?, &mut f, &mut progress),
+        (Format::Parquet, _) => read_parquet(open()?, &mut f, &mut progress),
     }
 }
 
-/// JSON Lines from any reader, in large chunks split on newlines (no per-line allocation).
+/// How a line becomes an item; one implementation per decoder, so each reading loop is
+/// compiled for its decoder alone.
+trait LineDecoder {
+    fn decode<'a>(&self, line: &'a [u8]) -> Decoded<'a>;
+}
+
+/// The spec's records: [`decode_json`].
+struct SpecRecords;
+
+impl LineDecoder for SpecRecords {
+    #[inline]
+    fn decode<'a>(&self, line: &'a [u8]) -> Decoded<'a> {
+        match decode_json(line) {
+            Ok(t) => Decoded::Record(t),
+            Err(r) => Decoded::Rejected(r),
+        }
+    }
+}
+
+impl LineDecoder for MappedDecoder {
+    #[inline]
+    fn decode<'a>(&self, line: &'a [u8]) -> Decoded<'a> {
+        MappedDecoder::decode(self, line)
+    }
+}
+
+/// JSON Lines of the spec's records from any reader, in large chunks split on newlines (no
+/// per-line allocation).
 pub fn read_jsonl(
-    mut r: impl Read,
+    r: impl Read,
     f: &mut impl FnMut(Item<'_>),
+    progress: &mut impl FnMut(u64),
+) -> Result<(), ReplayError> {
+    let mut each = |input: Input<'_>| {
+        if let Some(item) = input.into() {
+            f(item)
+        }
+    };
+    read_lines(r, &SpecRecords, &mut each, progress)
+}
+
+fn read_lines<D: LineDecoder>(
+    mut r: impl Read,
+    decoder: &D,
+    f: &mut impl FnMut(Input<'_>),
     progress: &mut impl FnMut(u64),
 ) -> Result<(), ReplayError> {
     const CHUNK: usize = 1 << 22;
@@ -86,12 +185,12 @@ pub fn read_jsonl(
         let mut pos = 0;
         while let Some(nl) = memchr::memchr(b'\n', &buf[pos..]) {
             line_no += 1;
-            handle_line(&buf[pos..pos + nl], line_no, f);
+            handle_line(&buf[pos..pos + nl], line_no, decoder, f);
             pos += nl + 1;
         }
         if eof && pos < buf.len() {
             line_no += 1;
-            handle_line(&buf[pos..], line_no, f);
+            handle_line(&buf[pos..], line_no, decoder, f);
             pos = buf.len();
         }
         consumed += pos as u64;
@@ -117,22 +216,31 @@ fn read_full(r: &mut impl Read, mut buf: &mut [u8]) -> Result<usize, ReplayError
     Ok(total)
 }
 
-fn handle_line(line: &[u8], line_no: u64, f: &mut impl FnMut(Item<'_>)) {
+#[inline]
+fn handle_line<D: LineDecoder>(line: &[u8], line_no: u64, decoder: &D, f: &mut impl FnMut(Input<'_>)) {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     if line.iter().all(u8::is_ascii_whitespace) {
         return; // blank lines separate nothing and carry nothing
     }
-    match decode_json(line) {
-        Ok(t) => f(Item::Record(t)),
-        Err(reason) => f(Item::Rejected {
+    match decoder.decode(line) {
+        Decoded::Record(tx) => f(Input::Record {
+            tx,
+            position: line_no,
+            raw: line,
+        }),
+        Decoded::Rejected(reason) => f(Input::Rejected {
             position: line_no,
             reason,
             raw: Cow::Borrowed(line),
         }),
+        Decoded::Skipped(kind) => f(Input::Skipped {
+            position: line_no,
+            kind,
+        }),
     }
 }
 
-fn read_csv(file: File, f: &mut impl FnMut(Item<'_>), progress: &mut impl FnMut(u64)) -> Result<(), ReplayError> {
+fn read_csv(file: File, f: &mut impl FnMut(Input<'_>), progress: &mut impl FnMut(u64)) -> Result<(), ReplayError> {
     let mut rdr = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(true)
@@ -156,7 +264,7 @@ fn read_csv(file: File, f: &mut impl FnMut(Item<'_>), progress: &mut impl FnMut(
             Ok(true) => {}
             Err(e) => {
                 row += 1;
-                f(Item::Rejected {
+                f(Input::Rejected {
                     position: row + 1,
                     reason: RejectReason::MalformedRow(format!("CSV: {e}")),
                     raw: Cow::Owned(Vec::new()),
@@ -177,15 +285,19 @@ fn read_csv(file: File, f: &mut impl FnMut(Item<'_>), progress: &mut impl FnMut(
             }
         }
         let item = if bad_utf8 {
-            Item::Rejected {
+            Input::Rejected {
                 position: row + 1,
                 reason: RejectReason::InvalidUtf8,
                 raw: raw(),
             }
         } else {
             match fields.into_transaction() {
-                Ok(t) => Item::Record(t),
-                Err(reason) => Item::Rejected {
+                Ok(tx) => Input::Record {
+                    tx,
+                    position: row + 1,
+                    raw: &[],
+                },
+                Err(reason) => Input::Rejected {
                     position: row + 1,
                     reason,
                     raw: raw(),
@@ -201,7 +313,7 @@ fn read_csv(file: File, f: &mut impl FnMut(Item<'_>), progress: &mut impl FnMut(
     Ok(())
 }
 
-fn read_parquet(file: File, f: &mut impl FnMut(Item<'_>), progress: &mut impl FnMut(u64)) -> Result<(), ReplayError> {
+fn read_parquet(file: File, f: &mut impl FnMut(Input<'_>), progress: &mut impl FnMut(u64)) -> Result<(), ReplayError> {
     let reader = ParquetRecordBatchReaderBuilder::try_new(file)
         .map_err(|e| ReplayError::Parquet(e.to_string()))?
         .with_batch_size(8192)
@@ -218,7 +330,7 @@ fn read_parquet(file: File, f: &mut impl FnMut(Item<'_>), progress: &mut impl Fn
 
 /// Every cell becomes text and goes through the same validation as CSV; timestamps become
 /// RFC 3339 in UTC so a zone-less Parquet timestamp is read as UTC, as Parquet defines it.
-fn parquet_batch(batch: &RecordBatch, row: &mut u64, f: &mut impl FnMut(Item<'_>)) -> Result<(), ReplayError> {
+fn parquet_batch(batch: &RecordBatch, row: &mut u64, f: &mut impl FnMut(Input<'_>)) -> Result<(), ReplayError> {
     let options = FormatOptions::default();
     let schema = batch.schema();
     let mut cols: Vec<(Field, Column<'_>)> = Vec::new();
@@ -243,8 +355,12 @@ fn parquet_batch(batch: &RecordBatch, row: &mut u64, f: &mut impl FnMut(Item<'_>
             fields.set(*field, col.text(i));
         }
         match fields.into_transaction() {
-            Ok(t) => f(Item::Record(t.into_owned())),
-            Err(reason) => f(Item::Rejected {
+            Ok(t) => f(Input::Record {
+                tx: t.into_owned(),
+                position: *row,
+                raw: &[],
+            }),
+            Err(reason) => f(Input::Rejected {
                 position: *row,
                 reason,
                 raw: Cow::Owned(format!("parquet row {row}").into_bytes()),

@@ -116,6 +116,8 @@ pub struct Config {
     pub cases: crate::cases_config::CasesParams,
     /// Office topics by region (not part of `config_version`).
     pub routing: crate::cases_config::RoutingParams,
+    /// How the feed's records map onto the spec's record (not part of `config_version`).
+    pub input: crate::input_config::InputParams,
 }
 
 impl Config {
@@ -144,6 +146,7 @@ impl Config {
         self.service.validate(&mut Checker::new("service", &mut issues));
         self.cases.validate(&mut Checker::new("cases", &mut issues));
         self.routing.validate(&mut issues);
+        self.input.validate(&mut Checker::new("input", &mut issues));
         // Every rule's horizon must fit in what the engine keeps.
         let keep = self.engine.max_history;
         let mut c = Checker::new("engine", &mut issues);
@@ -168,18 +171,29 @@ impl Config {
     }
 
     /// The canonical TOML of what decides detection: `[engine]`, `[memo]`, `[segments]` and
-    /// `[rules]`, without `version`, `[kafka]` or `[service]`, so that where the service
-    /// connects to (or a new operational setting) never changes what is hashed from it.
+    /// `[rules]`, without `version`, `[kafka]`, `[service]` or `[input]`, so that where the
+    /// service connects to, how its feed is encoded (or a new operational setting) never
+    /// changes what is hashed from it. `engine.max_future` is left out too: it only decides
+    /// which implausible records are dead-lettered, and leaving it out keeps the alert ids
+    /// of configs written before it.
     pub fn thresholds_toml(&self) -> String {
         #[derive(Serialize)]
+        struct EngineThresholds<'a> {
+            allowed_lateness: &'a Span,
+            max_history: &'a Span,
+        }
+        #[derive(Serialize)]
         struct Thresholds<'a> {
-            engine: &'a EngineParams,
+            engine: EngineThresholds<'a>,
             memo: &'a MemoKeywords,
             segments: &'a SegmentParams,
             rules: &'a RulesConfig,
         }
         toml::to_string(&Thresholds {
-            engine: &self.engine,
+            engine: EngineThresholds {
+                allowed_lateness: &self.engine.allowed_lateness,
+                max_history: &self.engine.max_history,
+            },
             memo: &self.memo,
             segments: &self.segments,
             rules: &self.rules,
@@ -318,8 +332,17 @@ pub struct EngineParams {
     /// counted as late. Larger values delay alerts by as much. Range 0s–1d.
     pub allowed_lateness: Span,
     /// How much event-time history the window keeps per account. Must cover the longest
-    /// rule horizon. Range 1h–400d.
+    /// rule horizon. Range 1h–400d. A record older than this behind the newest one seen
+    /// has no place in the windows any more: it is dead-lettered (`too_old`).
     pub max_history: Span,
+    /// How far ahead of the stream (its newest event time so far) a record may jump before
+    /// it needs later records to follow it: a record further ahead is held aside, without
+    /// moving the watermark, until two later records reach its time less this span (a quiet
+    /// stream's next records after a night do), and is dead-lettered (`future_time`) when
+    /// eight later records stay behind it, so one mistyped year cannot make the rest of the
+    /// stream late. The first records of a stream are held the same way until followed. `fundwatch run` also dead-letters records further than this ahead
+    /// of the wall clock. Not part of `config_version`. Range 1m–7d.
+    pub max_future: Span,
 }
 
 impl Default for EngineParams {
@@ -327,6 +350,7 @@ impl Default for EngineParams {
         EngineParams {
             allowed_lateness: Span::minutes(10),
             max_history: Span::days(100),
+            max_future: Span::hours(1),
         }
     }
 }
@@ -335,6 +359,7 @@ impl Validate for EngineParams {
     fn validate(&self, c: &mut Checker<'_>) {
         c.span("allowed_lateness", self.allowed_lateness, Span(0), Span::days(1));
         c.span("max_history", self.max_history, Span::hours(1), Span::days(400));
+        c.span("max_future", self.max_future, Span::minutes(1), Span::days(7));
     }
 }
 

@@ -12,6 +12,7 @@
 
 pub mod cases_config;
 pub mod config;
+pub mod input_config;
 pub mod large_value;
 pub mod memo;
 pub mod periodic;
@@ -26,6 +27,7 @@ use serde_json::{Map, Value};
 
 pub use cases_config::{CasesParams, ProsecutionLines, RoutingParams};
 pub use config::{Config, ConfigError, ConfigIssue, ResolvedRules, SegmentKey};
+pub use input_config::InputParams;
 pub use memo::{MemoTagger, MemoTags};
 pub use units::{Span, Yuan};
 

@@ -116,3 +116,124 @@ fn bad_overrides_are_named_with_their_index() {
         Err(ConfigError::Parse(_))
     ));
 }
+
+#[test]
+fn input_section_parses_and_builds_its_decoder() {
+    let cfg = Config::from_toml(
+        r#"
+[input]
+format = "debezium"
+timestamp_zone = "+08:00"
+timestamp_unit = "us"
+amount_scale = 2
+[input.fields]
+tx_id = "TXN_ID"
+counterparty = "CP.ACCT_NO"
+direction = "DR_CR_FLG"
+[input.values.direction]
+in = ["C", "贷"]
+out = ["D ", "借"]
+"#,
+    )
+    .unwrap();
+    let m = cfg.input.mapping();
+    assert_eq!(m.format, fundwatch_record::SourceFormat::Debezium);
+    assert_eq!(m.timestamp_zone_s, Some(8 * 3600));
+    assert_eq!(m.epoch_unit, fundwatch_record::EpochUnit::Micros);
+    assert_eq!(m.amount_scale, Some(2));
+    assert_eq!(
+        m.direction_out,
+        vec!["D".to_owned(), "借".to_owned()],
+        "values are trimmed"
+    );
+    assert!(m
+        .fields
+        .contains(&(fundwatch_record::Field::Counterparty, "CP.ACCT_NO".into())));
+    assert!(!cfg.input.decoder().unwrap().is_default());
+    assert!(Config::default().input.decoder().unwrap().is_default());
+    // The effective config round-trips with its [input].
+    assert_eq!(Config::from_toml(&cfg.to_toml()).unwrap(), cfg);
+}
+
+#[test]
+fn input_mistakes_are_named_by_field() {
+    let e = problems("[input.fields]\nammount = \"TXN_AMT\"\n");
+    assert!(
+        e.contains("input.fields.ammount: is not a field of the transaction record (allowed: tx_id, ts, account, counterparty, direction, amount, currency, channel, memo, account_type, industry, region, cross_border)"),
+        "{e}"
+    );
+    let e = problems("[input.fields]\nmemo = \"a..b\"\n");
+    assert!(
+        e.contains("input.fields.memo: \"a..b\" is not a source field name"),
+        "{e}"
+    );
+    let e = problems("[input.fields]\nmemo = \"\"\n");
+    assert!(e.contains("input.fields.memo:"), "{e}");
+    let e = problems("[input.fields]\nmemo = \"RMK\"\nregion = \"RMK\"\n");
+    assert!(
+        e.contains("input.fields.region: reads \"RMK\", which memo reads too"),
+        "{e}"
+    );
+    let e = problems("[input.fields]\nmemo = \"tx_id\"\n");
+    assert!(e.contains("reads \"tx_id\", which tx_id reads too"), "{e}");
+    let e = problems("[input]\ntimestamp_zone = \"Asia/Shanghai\"\n");
+    assert!(
+        e.contains("input.timestamp_zone: \"Asia/Shanghai\" is not an offset like \"+08:00\" or \"Z\""),
+        "{e}"
+    );
+    let e = problems("[input]\ntimestamp_zone = \"+25:00\"\n");
+    assert!(e.contains("input.timestamp_zone"), "{e}");
+    let e = problems("[input]\namount_scale = 30\n");
+    assert!(
+        e.contains("input.amount_scale: 30 is out of range (allowed 0 to 18)"),
+        "{e}"
+    );
+    let e = problems("[input]\ndirection_from_sign = true\n[input.fields]\ndirection = \"DR_CR_FLG\"\n");
+    assert!(
+        e.contains("input.direction_from_sign: cannot be combined with fields.direction"),
+        "{e}"
+    );
+    let e = problems("[input.values.direction]\nin = [\"C\"]\nout = [\"C\", \"D\"]\n");
+    assert!(
+        e.contains("input.values.direction: \"C\" is listed both as in and as out"),
+        "{e}"
+    );
+    let e = problems("[input.values.direction]\nin = []\n");
+    assert!(
+        e.contains("input.values.direction.in: must list at least one value"),
+        "{e}"
+    );
+    let e = problems("[input.values.direction]\nout = [\" \"]\n");
+    assert!(
+        e.contains("input.values.direction.out: values must not be empty strings"),
+        "{e}"
+    );
+    // Names outside the section's vocabulary fail at parse time, naming the key.
+    let e = problems("[input]\nformat = \"avro\"\n");
+    assert!(e.contains("avro") && e.contains("debezium"), "{e}");
+    let e = problems("[input]\ntimestamp_unit = \"ns\"\n");
+    assert!(e.contains("ns"), "{e}");
+    let e = problems("[input]\nzone = \"+08:00\"\n");
+    assert!(e.contains("zone"), "{e}");
+    let e = problems("[input.values]\nchannel = {}\n");
+    assert!(e.contains("channel"), "{e}");
+}
+
+#[test]
+fn input_and_max_future_leave_the_thresholds_hash_alone() {
+    let base = Config::default().thresholds_toml();
+    assert!(
+        base.starts_with("[engine]\nallowed_lateness = \"10m\"\nmax_history = \"100d\"\n"),
+        "the [engine] part hashed is what it was before max_future: {base}"
+    );
+    let mapped = Config::from_toml(
+        "[engine]\nmax_future = \"3h\"\n[input]\nformat = \"debezium\"\ntimestamp_zone = \"+08:00\"\n[input.fields]\namount = \"TXN_AMT\"\n",
+    )
+    .unwrap();
+    assert_eq!(mapped.thresholds_toml(), base);
+    let e = problems("[engine]\nmax_future = \"10s\"\n");
+    assert!(
+        e.contains("engine.max_future: 10s is out of range (allowed 1m to 1w)"),
+        "{e}"
+    );
+}

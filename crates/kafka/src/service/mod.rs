@@ -332,8 +332,14 @@ impl Service {
         cc.set("enable.auto.offset.store", "false");
         let mut probe_config = cc.clone();
         probe_config.set("isolation.level", "read_uncommitted");
+        let decoder = self
+            .config
+            .input
+            .decoder()
+            .map_err(|e| KafkaError::Other(format!("[input]: {e}")))?;
         let pipe = Arc::new(Mutex::new(Pipeline {
             config: self.config.clone(),
+            decoder: Arc::new(decoder),
             topic: kafka.input_topic.clone(),
             alert_topic: kafka.alert_topic.clone(),
             dead_letter_topic: kafka.dead_letter_topic.clone(),

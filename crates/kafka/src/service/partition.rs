@@ -2,8 +2,10 @@
 //! committed offsets, flush points; the commit metadata stored with its offsets; processing
 //! one of its records (any thread) and going live after a rebuild.
 
-use fundwatch_engine::{AccountTrace, Alert, Engine};
-use fundwatch_record::decode_json;
+use std::sync::Arc;
+
+use fundwatch_engine::{AccountTrace, Alert, Engine, Origin, TimeRejected, TimeRejection};
+use fundwatch_record::{Decoded, InputDecoder, SkipKind};
 use rdkafka::Message;
 use serde::{Deserialize, Serialize};
 use tracing::info;
@@ -56,6 +58,8 @@ pub(super) struct Part {
     pub(super) gap: Option<Gap>,
     /// How its state was built when it was taken up (`Start::as_str`).
     pub(super) started_from: &'static str,
+    /// The `[input]` decoder (shared by all partitions).
+    pub(super) decoder: Arc<InputDecoder>,
 }
 
 /// State a rebuild could not reconstruct.
@@ -85,6 +89,8 @@ pub(super) struct PartOut {
     pub(super) live: u64,
     pub(super) replayed: u64,
     pub(super) went_live: bool,
+    /// Change events passed over live, by kind (indexed like `SkipKind::ALL`).
+    pub(super) skipped: [u64; SkipKind::ALL.len()],
 }
 
 pub(super) enum Out {
@@ -97,6 +103,9 @@ pub(super) enum Out {
         code: &'static str,
         reason: String,
     },
+    /// A record the engine's event-time guard refused, possibly one of an earlier batch that it
+    /// held (so not necessarily in this batch): its offset and bytes.
+    TimeReject(Box<TimeRejected>),
 }
 
 impl Part {
@@ -106,6 +115,7 @@ impl Part {
         &mut self,
         msg: &M,
         index: usize,
+        now_ms: i64,
         scratch: &mut Vec<Alert>,
         out: &mut PartOut,
     ) -> bool {
@@ -122,17 +132,49 @@ impl Part {
             }
         }
         let live = self.live;
-        match decode_json(msg.payload().unwrap_or(&[])) {
-            Ok(tx) => {
-                self.ets = self.ets.max(tx.ts_ms);
-                self.engine.process(&tx, scratch);
+        let payload = msg.payload().unwrap_or(&[]);
+        match self.decoder.decode(payload) {
+            Decoded::Record(tx) => {
+                let max_future = self.engine.config().engine.max_future.ms();
+                // The record's Kafka timestamp is the wall clock when it was written; bounded
+                // by it (not by the clock now), a rebuild decides as the first pass did.
+                let wall_ms = msg.timestamp().to_millis().map_or(now_ms, |kts| kts.min(now_ms));
+                match TimeRejection::wall_clock(tx.ts_ms, wall_ms, max_future) {
+                    Some(r) if live => out.events.push(Out::Reject {
+                        index,
+                        code: r.code(),
+                        reason: r.to_string(),
+                    }),
+                    Some(_) => {}
+                    None => {
+                        let origin = Origin {
+                            position: u64::try_from(offset).unwrap_or_default(),
+                            raw: payload,
+                        };
+                        self.engine.process_from(&tx, origin, scratch);
+                        self.ets = self.ets.max(self.engine.newest_event_ms());
+                    }
+                }
+                if self.engine.has_time_rejections() {
+                    let rejected = self.engine.take_time_rejections();
+                    if live {
+                        out.events
+                            .extend(rejected.into_iter().map(|r| Out::TimeReject(Box::new(r))));
+                    }
+                }
             }
-            Err(reason) if live => out.events.push(Out::Reject {
+            Decoded::Skipped(_) if !live => {}
+            Decoded::Skipped(kind) => {
+                if let Some(i) = SkipKind::ALL.iter().position(|k| *k == kind) {
+                    out.skipped[i] += 1;
+                }
+            }
+            Decoded::Rejected(reason) if live => out.events.push(Out::Reject {
                 index,
                 code: reason.code(),
                 reason: reason.to_string(),
             }),
-            Err(_) => {}
+            Decoded::Rejected(_) => {}
         }
         if let Some(ts) = msg.timestamp().to_millis() {
             self.kts = self.kts.max(ts);
@@ -177,6 +219,7 @@ impl Pipeline {
             seed: None,
             gap: None,
             started_from: "fresh",
+            decoder: self.decoder.clone(),
         }
     }
 

@@ -24,6 +24,8 @@ use crate::KafkaError;
 /// Everything the poll loop and the rebalance callbacks work on (behind one mutex).
 pub(super) struct Pipeline {
     pub(super) config: Arc<Config>,
+    /// The `[input]` decoder, built once (fixed for the life of the process).
+    pub(super) decoder: Arc<fundwatch_record::InputDecoder>,
     pub(super) topic: String,
     pub(super) alert_topic: String,
     pub(super) dead_letter_topic: String,

@@ -28,15 +28,26 @@ pub(super) struct Work<'a> {
 impl Work<'_> {
     pub(super) fn run<M: Message>(&mut self, msgs: &[M], hist: &prometheus::Histogram) {
         let mut scratch = Vec::new();
+        // One wall-clock reading per batch bounds event times (`engine.max_future`).
+        let now_ms = chrono::Utc::now().timestamp_millis();
         for (n, &i) in self.idx.iter().enumerate() {
             // Timing one record in 16 keeps clock reads off the hot path.
             let started = (n % 16 == 0).then(Instant::now);
-            let live = self.part.process(&msgs[i], i, &mut scratch, &mut self.out);
+            let live = self.part.process(&msgs[i], i, now_ms, &mut scratch, &mut self.out);
             if let (Some(t), true) = (started, live) {
                 hist.observe(t.elapsed().as_secs_f64());
             }
         }
     }
+}
+
+/// Where a dead letter's record came from.
+struct DeadLetterSource<'a> {
+    topic: &'a str,
+    partition: i32,
+    offset: i64,
+    key: &'a [u8],
+    payload: &'a [u8],
 }
 
 impl Pipeline {
@@ -123,11 +134,17 @@ impl Pipeline {
                 self.metrics.rebuild_records.inc_by(out.replayed);
                 self.summary.records_replayed += out.replayed;
             }
+            for (kind, n) in fundwatch_record::SkipKind::ALL.iter().zip(out.skipped) {
+                if n > 0 {
+                    self.metrics.input_skipped.with_label_values(&[kind.as_str()]).inc_by(n);
+                }
+            }
             for ev in out.events {
                 match ev {
                     Out::Alert(alert) => self.emit_one(*alert),
                     Out::Trace(trace) => self.send_trace(&trace),
                     Out::Reject { index, code, reason } => self.dead_letter(&msgs[index], code, &reason),
+                    Out::TimeReject(r) => self.time_dead_letter(p, &r),
                 }
             }
         }
@@ -138,19 +155,45 @@ impl Pipeline {
     }
 
     pub(super) fn dead_letter<M: Message>(&mut self, msg: &M, code: &'static str, reason: &str) {
+        let source = DeadLetterSource {
+            topic: msg.topic(),
+            partition: msg.partition(),
+            offset: msg.offset(),
+            key: msg.key().unwrap_or(&[]),
+            payload: msg.payload().unwrap_or(&[]),
+        };
+        self.send_dead_letter(&source, code, reason);
+    }
+
+    /// The dead letter of a record the engine's event-time guard refused (it may have been
+    /// held since an earlier batch: its offset and bytes come from the engine). Its key is
+    /// the account, as the input's is.
+    pub(super) fn time_dead_letter(&mut self, partition: i32, r: &fundwatch_engine::TimeRejected) {
+        let topic = self.topic.clone();
+        let source = DeadLetterSource {
+            topic: &topic,
+            partition,
+            offset: i64::try_from(r.position).unwrap_or(i64::MAX),
+            key: r.account.as_bytes(),
+            payload: &r.raw,
+        };
+        self.send_dead_letter(&source, r.reason.code(), &r.reason.to_string());
+    }
+
+    fn send_dead_letter(&mut self, msg: &DeadLetterSource<'_>, code: &'static str, reason: &str) {
         if self
             .hung
             .committed_output
             .as_ref()
-            .is_some_and(|c| c.dead_letters.contains(&(msg.partition(), msg.offset())))
+            .is_some_and(|c| c.dead_letters.contains(&(msg.partition, msg.offset)))
         {
             self.metrics
                 .recoveries
                 .with_label_values(&["duplicate_suppressed"])
                 .inc();
             info!(
-                partition = msg.partition(),
-                offset = msg.offset(),
+                partition = msg.partition,
+                offset = msg.offset,
                 "dead letter already committed (by a hung transaction the broker completed): not sent again"
             );
             return;
@@ -166,19 +209,18 @@ impl Pipeline {
             })
             .insert(Header {
                 key: "fundwatch.source.topic",
-                value: Some(msg.topic()),
+                value: Some(msg.topic),
             })
             .insert(Header {
                 key: "fundwatch.source.partition",
-                value: Some(&msg.partition().to_string()),
+                value: Some(&msg.partition.to_string()),
             })
             .insert(Header {
                 key: "fundwatch.source.offset",
-                value: Some(&msg.offset().to_string()),
+                value: Some(&msg.offset.to_string()),
             });
-        let key = msg.key().unwrap_or(&[]).to_vec();
         let topic = self.dead_letter_topic.clone();
-        self.send(&topic, &key, msg.payload().unwrap_or(&[]), Some(headers));
+        self.send(&topic, msg.key, msg.payload, Some(headers));
         self.metrics.records_rejected.with_label_values(&[code]).inc();
         self.metrics.dead_letters.inc();
         self.txn.txn_rejects.push(code.to_owned());
