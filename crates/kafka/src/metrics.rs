@@ -370,10 +370,7 @@ async fn healthz(State(e): State<Arc<Endpoints>>) -> Reply {
 
 async fn readyz(State(e): State<Arc<Endpoints>>) -> Reply {
     match e.metrics.problems_text() {
-        Some(problems) => text(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("state incomplete\n{problems}"),
-        ),
+        Some(problems) => text(StatusCode::SERVICE_UNAVAILABLE, format!("state incomplete\n{problems}")),
         None if e.ready.load(Ordering::Relaxed) => text(StatusCode::OK, "ready\n"),
         None => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
     }

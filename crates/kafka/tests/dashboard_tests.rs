@@ -20,9 +20,14 @@ fn dashboard() -> serde_json::Value {
 fn queried(d: &serde_json::Value) -> BTreeSet<String> {
     let mut names = BTreeSet::new();
     let panels = d["panels"].as_array().expect("panels");
-    assert!(panels.len() >= 6, "throughput, lag, alerts, rejects, commit latency, rebuild");
+    assert!(
+        panels.len() >= 6,
+        "throughput, lag, alerts, rejects, commit latency, rebuild"
+    );
     for p in panels {
-        let targets = p["targets"].as_array().unwrap_or_else(|| panic!("panel {} has no targets", p["title"]));
+        let targets = p["targets"]
+            .as_array()
+            .unwrap_or_else(|| panic!("panel {} has no targets", p["title"]));
         assert!(!targets.is_empty(), "panel {} has no queries", p["title"]);
         for t in targets {
             let expr = t["expr"].as_str().expect("expr");
@@ -55,12 +60,24 @@ fn the_dashboard_and_its_provisioning_parse() {
         .iter()
         .filter_map(|p| p["title"].as_str())
         .collect();
-    for want in ["Throughput", "Consumer lag", "Alerts by rule", "Rejected records", "Commit latency", "Rebuild progress"] {
-        assert!(titles.iter().any(|t| t.starts_with(want)), "no {want} panel in {titles:?}");
+    for want in [
+        "Throughput",
+        "Consumer lag",
+        "Alerts by rule",
+        "Rejected records",
+        "Commit latency",
+        "Rebuild progress",
+    ] {
+        assert!(
+            titles.iter().any(|t| t.starts_with(want)),
+            "no {want} panel in {titles:?}"
+        );
     }
-    let ds = std::fs::read_to_string(repo_root().join("deploy/grafana/provisioning/datasources/prometheus.yml")).unwrap();
+    let ds =
+        std::fs::read_to_string(repo_root().join("deploy/grafana/provisioning/datasources/prometheus.yml")).unwrap();
     assert!(ds.contains("uid: fundwatch-prometheus") && ds.contains("url: http://prometheus:9090"));
-    let prov = std::fs::read_to_string(repo_root().join("deploy/grafana/provisioning/dashboards/fundwatch.yml")).unwrap();
+    let prov =
+        std::fs::read_to_string(repo_root().join("deploy/grafana/provisioning/dashboards/fundwatch.yml")).unwrap();
     assert!(prov.contains("path: /var/lib/grafana/dashboards"));
     let compose = std::fs::read_to_string(repo_root().join("docker-compose.yml")).unwrap();
     assert!(compose.contains("./deploy/grafana/dashboards:/var/lib/grafana/dashboards"));
@@ -119,9 +136,14 @@ fn every_metric_the_dashboard_queries_is_served() {
             .iter()
             .find_map(|s| name.strip_suffix(s).filter(|b| histogram(b)));
         let ok = match base {
-            Some(b) => served.lines().any(|l| l.starts_with(&format!("{b}{}", &name[b.len()..]))),
+            Some(b) => served
+                .lines()
+                .any(|l| l.starts_with(&format!("{b}{}", &name[b.len()..]))),
             None => has(&name) && !histogram(&name),
         };
-        assert!(ok, "the dashboard queries {name}, which /metrics does not serve:\n{served}");
+        assert!(
+            ok,
+            "the dashboard queries {name}, which /metrics does not serve:\n{served}"
+        );
     }
 }
