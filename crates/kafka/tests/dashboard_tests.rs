@@ -7,6 +7,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use common::*;
 
@@ -112,38 +113,53 @@ fn every_metric_the_dashboard_queries_is_served() {
         Arc::new(cfg),
         fundwatch_kafka::RunOptions {
             instance_id: Some("dash".into()),
-            exit_when_idle_ms: Some(2000),
             listen: Some("off".into()),
             ..Default::default()
         },
     );
     let metrics = service.metrics();
     let shutdown = fundwatch_kafka::Shutdown::new();
-    let handle = std::thread::spawn(move || service.run(shutdown));
+    let handle = {
+        let shutdown = shutdown.clone();
+        std::thread::spawn(move || service.run(shutdown))
+    };
+    let wanted = queried(&dashboard());
+    // What a scrape of the running service shows (per-partition series go when the
+    // partitions are revoked at shutdown): poll until every queried metric is there.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let missing = loop {
+        let served = String::from_utf8(metrics.render()).unwrap();
+        let missing: Vec<String> = wanted.iter().filter(|n| !serves(&served, n)).cloned().collect();
+        if missing.is_empty() || Instant::now() > deadline {
+            break (missing, served);
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    shutdown.trigger();
     let summary = handle.join().unwrap().expect("run");
     assert!(summary.alerts > 0 && summary.rejected >= 1, "{summary:?}");
-    let served = String::from_utf8(metrics.render()).unwrap();
-    let types: BTreeSet<(String, String)> = served
+    assert!(
+        missing.0.is_empty(),
+        "the dashboard queries {:?}, which /metrics does not serve:\n{}",
+        missing.0,
+        missing.1
+    );
+}
+
+/// `/metrics` text serves `name`: a counter or gauge family, or a histogram's
+/// `_bucket`/`_sum`/`_count` series.
+fn serves(served: &str, name: &str) -> bool {
+    let types: BTreeSet<(&str, &str)> = served
         .lines()
         .filter_map(|l| l.strip_prefix("# TYPE "))
         .filter_map(|l| l.split_once(' '))
-        .map(|(n, t)| (n.to_owned(), t.to_owned()))
         .collect();
-    let has = |name: &str| types.iter().any(|(n, _)| n == name);
-    let histogram = |name: &str| types.contains(&(name.to_owned(), "histogram".to_owned()));
-    for name in queried(&dashboard()) {
-        let base = ["_bucket", "_sum", "_count"]
-            .iter()
-            .find_map(|s| name.strip_suffix(s).filter(|b| histogram(b)));
-        let ok = match base {
-            Some(b) => served
-                .lines()
-                .any(|l| l.starts_with(&format!("{b}{}", &name[b.len()..]))),
-            None => has(&name) && !histogram(&name),
-        };
-        assert!(
-            ok,
-            "the dashboard queries {name}, which /metrics does not serve:\n{served}"
-        );
+    let histogram = |n: &str| types.contains(&(n, "histogram"));
+    let base = ["_bucket", "_sum", "_count"]
+        .iter()
+        .find_map(|s| name.strip_suffix(s).filter(|b| histogram(b)));
+    match base {
+        Some(_) => served.lines().any(|l| l.starts_with(name)),
+        None => types.iter().any(|(n, _)| *n == name) && !histogram(name),
     }
 }
