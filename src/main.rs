@@ -585,16 +585,7 @@ fn backtest(args: BacktestArgs) -> Result<()> {
             }
         }
         if let Some(d) = &result.case_diff {
-            writeln!(
-                stdout,
-                "  cases A to B: {} links made, {} broken, {} kept; {} cases only A, {} only B, {} change severity",
-                d.links_made.len(),
-                d.links_broken.len(),
-                d.links_both,
-                d.only_a.len(),
-                d.only_b.len(),
-                d.severity_changes()
-            )?;
+            writeln!(stdout, "  cases, A against B: {d}")?;
         }
         if let Some(d) = &result.diff {
             writeln!(stdout, "\nA against B (same rule, account and triggering record):")?;

@@ -74,10 +74,6 @@ impl CaseRun {
     }
 }
 
-fn fen(yuan: &str) -> Option<u64> {
-    parse_yuan(yuan)
-}
-
 fn scored(c: &Case) -> ScoredCase {
     ScoredCase {
         case_id: c.case_id.clone(),
@@ -93,8 +89,8 @@ fn scored(c: &Case) -> ScoredCase {
             })
             .collect(),
         investors: Some(c.investors),
-        raised: fen(&c.raised),
-        paid_back: fen(&c.paid_back),
+        raised: parse_yuan(&c.raised),
+        paid_back: parse_yuan(&c.paid_back),
         regions: c.regions.clone(),
         lead_region: c.lead_region.clone(),
     }
@@ -102,7 +98,7 @@ fn scored(c: &Case) -> ScoredCase {
 
 /// Fen of a case's decimal yuan field (0 when unreadable, which the linker never writes).
 pub fn case_fen(yuan: &str) -> u64 {
-    fen(yuan).unwrap_or(0)
+    parse_yuan(yuan).unwrap_or(0)
 }
 
 /// A linker fed in batches, keeping the last version of every case it writes.
@@ -304,6 +300,22 @@ impl CaseDiff {
     /// Matched cases whose severity differs.
     pub fn severity_changes(&self) -> u64 {
         self.matched.iter().filter(|m| m.severity_a != m.severity_b).count() as u64
+    }
+}
+
+/// One sentence for people: what B makes and breaks, and which cases only one config has.
+impl std::fmt::Display for CaseDiff {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "B makes {} links A has not and breaks {} of A's ({} in both); {} cases only under A, {} only under B, {} change severity",
+            self.links_made.len(),
+            self.links_broken.len(),
+            self.links_both,
+            self.only_a.len(),
+            self.only_b.len(),
+            self.severity_changes()
+        )
     }
 }
 

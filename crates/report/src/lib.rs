@@ -374,13 +374,7 @@ fn backtest_cases_section(page: &mut Page, bt: &Backtest, t: &Tables) -> Result<
     if let Some(d) = &bt.case_diff {
         page.h2("What changes in the cases from A to B");
         page.p(&format!(
-            "Cases are matched by the accounts they share (ids hash the config version). B makes {} links A has not and breaks {} of A's ({} in both); {} cases only under A, {} only under B, {} change severity.",
-            d.links_made.len(),
-            d.links_broken.len(),
-            d.links_both,
-            d.only_a.len(),
-            d.only_b.len(),
-            d.severity_changes()
+            "Cases are matched by the accounts they share (ids hash the config version). {d}."
         ));
         if let Ok(df) = t.get("case_changes") {
             if df.height() > 0 {
