@@ -358,6 +358,12 @@ impl Engine {
         std::mem::take(&mut self.traces_out)
     }
 
+    /// Traces were emitted since the last [`Engine::drain_traces`] / [`Engine::take_traces`].
+    #[inline]
+    pub fn has_traces(&self) -> bool {
+        !self.traces_out.is_empty()
+    }
+
     /// Move the traces emitted since the last call onto `into` (no allocation per call,
     /// for a caller that collects them record by record).
     pub fn drain_traces(&mut self, into: &mut Vec<AccountTrace>) {
@@ -684,28 +690,35 @@ impl Engine {
         }
         // Most records: no finding, no batch, an account not in play — nothing to trace.
         if self.tracing && (batch || !notes.is_empty() || self.traces.in_play(p.account)) {
-            let lane = &self.lanes[0];
-            let config = &lane.config;
-            let cx = trace::TraceCtx {
-                counterparties: &self.counterparties,
-                account: p.account,
-                account_name: self.accounts.resolve(p.account),
-                region: self.segments.resolve(p.segment.1),
-                config_version: &lane.config_version,
-                max_payment: config.rules.periodic_batch_small_out.params.max_payment.fen(),
-                max_history_ms: config.engine.max_history.ms(),
-                cash: 0,
-            };
-            let store = &self.store;
-            let emitted = self.traces.observe(&cx, &trigger, &p.tx_id, &notes, batch, || {
-                store.rows(p.account).collect()
-            });
-            // Not `if let (Some(t), true) = (emitted, …)`: that tuple copies the whole
-            // (large) trace on every record, emitted or not.
-            if let Some(t) = emitted {
-                if self.emit {
-                    self.traces_out.push(t);
-                }
+            self.trace_release(&p, &trigger, &notes, batch);
+        }
+    }
+
+    /// The released record's part in its account's ledger, and the trace it makes, if any
+    /// (out of line: most records never get here, and the per-record path stays small).
+    #[inline(never)]
+    fn trace_release(&mut self, p: &Pending, trigger: &fundwatch_window::Row, notes: &[trace::Note], batch: bool) {
+        let lane = &self.lanes[0];
+        let config = &lane.config;
+        let cx = trace::TraceCtx {
+            counterparties: &self.counterparties,
+            account: p.account,
+            account_name: self.accounts.resolve(p.account),
+            region: self.segments.resolve(p.segment.1),
+            config_version: &lane.config_version,
+            max_payment: config.rules.periodic_batch_small_out.params.max_payment.fen(),
+            max_history_ms: config.engine.max_history.ms(),
+            cash: 0,
+        };
+        let store = &self.store;
+        let emitted = self
+            .traces
+            .observe(&cx, trigger, &p.tx_id, notes, batch, || store.rows(p.account).collect());
+        // Not `if let (Some(t), true) = (emitted, …)`: that tuple copies the whole (large)
+        // trace on every record, emitted or not.
+        if let Some(t) = emitted {
+            if self.emit {
+                self.traces_out.push(t);
             }
         }
     }

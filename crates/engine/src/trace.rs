@@ -222,11 +222,16 @@ impl TopFlows {
     }
 
     fn report(&self, names: &Interner, total: i64) -> Vec<Flow> {
-        let mut v: Vec<(u32, i64)> = self.0.clone();
+        // A flow under 5% of the total is nobody's funder or receiver (filtered before the
+        // sort, which compares names on ties).
+        let mut v: Vec<(u32, i64)> = self
+            .0
+            .iter()
+            .copied()
+            .filter(|e| e.1 * 20 >= total && e.1 > 0)
+            .collect();
         v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| names.resolve(a.0).cmp(names.resolve(b.0))));
         v.into_iter()
-            // A flow under 5% of the total is nobody's funder or receiver.
-            .filter(|e| e.1 * 20 >= total && e.1 > 0)
             .take(FLOWS_REPORTED)
             .map(|(id, fen)| Flow {
                 counterparty: names.resolve(id).to_owned(),
@@ -279,12 +284,39 @@ pub(crate) struct Ledger {
 /// The engine's traces: ledgers of accounts in play, and the batch days of accounts not yet
 /// in play.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(from = "TracesState")]
 pub(crate) struct Traces {
     ledgers: FxHashMap<AccountId, Ledger>,
     /// (Beijing day of the last small-sum batch, days with one) per account.
     batches: FxHashMap<AccountId, (i32, u32)>,
     /// Watermark day of the last [`Traces::expire`].
     expired_day: i32,
+    /// One bit per account id: it has a ledger. Every released record asks, and a bit is
+    /// cheaper to ask than the ledger map (smaller code, one cache line).
+    #[serde(skip)]
+    with_ledger: Vec<u64>,
+}
+
+/// What a checkpoint holds of [`Traces`] (the same fields in the same order, without the
+/// bit index, which is rebuilt).
+#[derive(Deserialize)]
+struct TracesState {
+    ledgers: FxHashMap<AccountId, Ledger>,
+    batches: FxHashMap<AccountId, (i32, u32)>,
+    expired_day: i32,
+}
+
+impl From<TracesState> for Traces {
+    fn from(s: TracesState) -> Traces {
+        let mut t = Traces {
+            ledgers: s.ledgers,
+            batches: s.batches,
+            expired_day: s.expired_day,
+            with_ledger: Vec::new(),
+        };
+        t.reindex();
+        t
+    }
 }
 
 /// What [`Traces::observe`] needs from the engine.
@@ -478,12 +510,10 @@ impl Traces {
     ) -> Option<AccountTrace> {
         if !batch && notes.is_empty() {
             // Most records: an account not in play, or one whose ledger only adds the row.
-            let l = self.ledgers.get(&cx.account)?;
+            let l = self.ledgers.get_mut(&cx.account)?;
             let collector_in = l.roles[0].is_some() && row.flags.is_in();
             if row.ts_ms <= l.until_ms && !collector_in {
-                if let Some(l) = self.ledgers.get_mut(&cx.account) {
-                    l.add_row(row, cx);
-                }
+                l.add_row(row, cx);
                 return None;
             }
         }
@@ -494,6 +524,7 @@ impl Traces {
         // frees what this would drop anyway).
         if self.ledgers.get(&cx.account).is_some_and(|l| row.ts_ms > l.until_ms) {
             self.ledgers.remove(&cx.account);
+            self.set_bit(cx.account, false);
         }
         if self
             .batches
@@ -525,6 +556,7 @@ impl Traces {
                 for r in &rows {
                     l.add_row(r, cx);
                 }
+                self.set_bit(cx.account, true);
                 self.ledgers.entry(cx.account).or_insert(l)
             }
         };
@@ -556,16 +588,25 @@ impl Traces {
     /// Free what [`Traces::observe`] would drop at the account's next record anyway: ledgers
     /// out of play and batch days older than `max_history` (bounded state). Runs once per
     /// Beijing day of the watermark.
+    #[inline]
     pub fn expire(&mut self, watermark_ms: i64, max_history_ms: i64) {
         let today = beijing_day(watermark_ms);
-        if today == self.expired_day {
-            return;
+        if today != self.expired_day {
+            self.expire_day(today, watermark_ms, max_history_ms);
         }
+    }
+
+    #[inline(never)]
+    fn expire_day(&mut self, today: i32, watermark_ms: i64, max_history_ms: i64) {
         self.expired_day = today;
         // A record up to the watermark is still to come only if late; those are not worth
         // keeping a ledger for, but one day of slack keeps this a pure optimisation.
         let horizon = watermark_ms.saturating_sub(86_400_000);
+        let before = self.ledgers.len();
         self.ledgers.retain(|_, l| l.until_ms >= horizon);
+        if self.ledgers.len() != before {
+            self.reindex();
+        }
         let cut = today.saturating_sub((max_history_ms / 86_400_000) as i32 + 1);
         self.batches.retain(|_, e| e.0 >= cut);
     }
@@ -582,8 +623,35 @@ impl Traces {
     }
 
     /// The account has a ledger (it may still be found out of play at its next record).
+    #[inline]
     pub fn in_play(&self, account: AccountId) -> bool {
-        self.ledgers.contains_key(&account)
+        self.with_ledger
+            .get(account as usize / 64)
+            .is_some_and(|w| w & (1 << (account % 64)) != 0)
+    }
+
+    fn set_bit(&mut self, account: AccountId, on: bool) {
+        let (i, bit) = (account as usize / 64, 1u64 << (account % 64));
+        if i >= self.with_ledger.len() {
+            if !on {
+                return;
+            }
+            self.with_ledger.resize(i + 1, 0);
+        }
+        if on {
+            self.with_ledger[i] |= bit;
+        } else {
+            self.with_ledger[i] &= !bit;
+        }
+    }
+
+    /// Rebuild the bit index from the ledgers (after a restore, or an expiry sweep).
+    fn reindex(&mut self) {
+        self.with_ledger.iter_mut().for_each(|w| *w = 0);
+        let ids: Vec<AccountId> = self.ledgers.keys().copied().collect();
+        for id in ids {
+            self.set_bit(id, true);
+        }
     }
 
     pub fn ledgers(&self) -> usize {
@@ -601,6 +669,7 @@ impl Traces {
             })
             .sum::<usize>()
             + self.batches.capacity() * 16
+            + self.with_ledger.capacity() * 8
     }
 }
 
@@ -652,5 +721,22 @@ mod tests {
         all.truncate(SKETCH);
         assert_eq!(s.report().sketch, all);
         assert_eq!(s.report().count, 5_000);
+    }
+
+    #[test]
+    fn the_in_play_bits_follow_the_ledgers_through_a_checkpoint_and_an_expiry() {
+        let mut t = Traces::default();
+        for (id, until) in [(3u32, 10_000_000_000i64), (70, 1)] {
+            let mut l = Ledger::new(0);
+            l.until_ms = until;
+            t.ledgers.insert(id, l);
+            t.set_bit(id, true);
+        }
+        let bytes = postcard::to_allocvec(&t).expect("serialise");
+        let mut back: Traces = postcard::from_bytes(&bytes).expect("deserialise");
+        assert!(back.in_play(3) && back.in_play(70) && !back.in_play(4) && !back.in_play(1_000_000));
+        back.expire(86_400_000 * 3, 86_400_000);
+        assert!(back.in_play(3) && !back.in_play(70), "the expired ledger's bit is cleared");
+        assert_eq!(back.ledgers(), 1);
     }
 }

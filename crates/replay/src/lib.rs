@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use fundwatch_cases::{route_alert, route_case, CaseRecord, Linker, LinkerStats, Routed, LINK_EVERY};
+use fundwatch_cases::{route_alert, route_case, Linker, LinkerStats, Routed, LINK_EVERY};
 use fundwatch_engine::{Alert, Clock, Engine, EngineStats};
 use fundwatch_rules::{Config, RuleId};
 use serde::Serialize;
@@ -37,6 +37,8 @@ pub enum ReplayError {
     MappingNeedsJson(String),
     #[error("[input]: {0}")]
     Input(String),
+    #[error("case linking: {0}")]
+    Linker(String),
 }
 
 pub struct ReplayOptions {
@@ -362,25 +364,89 @@ pub fn replay(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
 }
 
 /// The linking stage of a replay and its files.
+///
+/// The linker runs on a thread of its own, a batch behind the engine: the engine hands it the
+/// traces of every [`LINK_EVERY`] records and meanwhile goes on with the next ones, as the
+/// Kafka service's linker (a consumer of its own) does. Batches are the same as when linking
+/// in line, so the case file is the same byte for byte; a batch's linked alerts are written
+/// when the next batch is handed over (or at the end), a fixed point in the alert file.
+/// All files are written by the engine's thread, in a fixed order.
 struct CaseStage<'o> {
     opts: &'o ReplayOptions,
-    linker: Linker,
+    worker: Option<LinkWorker>,
+    /// A batch was handed over and its result not collected yet.
+    in_flight: bool,
     pending: Vec<fundwatch_engine::AccountTrace>,
     since_link: u32,
+    routing: bool,
     cases: Option<BufWriter<File>>,
     traces: Option<BufWriter<File>>,
     routes: BTreeMap<String, BufWriter<File>>,
 }
 
+/// The linker's thread and its two channels.
+struct LinkWorker {
+    batches: std::sync::mpsc::SyncSender<Vec<fundwatch_engine::AccountTrace>>,
+    results: std::sync::mpsc::Receiver<Linked>,
+    thread: std::thread::JoinHandle<Linker>,
+}
+
+/// What the linker made of one batch: its alerts, the case versions as JSON lines, and
+/// their office copies.
+struct Linked {
+    alerts: Vec<Alert>,
+    case_lines: Vec<u8>,
+    routed: Vec<Routed>,
+}
+
+impl LinkWorker {
+    fn start(config: Arc<Config>, clock: Clock, routing: bool) -> Result<LinkWorker, ReplayError> {
+        let (batches, batch_rx) = std::sync::mpsc::sync_channel::<Vec<fundwatch_engine::AccountTrace>>(1);
+        let (result_tx, results) = std::sync::mpsc::sync_channel::<Linked>(1);
+        let thread = std::thread::Builder::new()
+            .name("case-linker".into())
+            .spawn(move || {
+                let mut linker = Linker::new(config.cases.clone());
+                linker.set_clock(clock);
+                for batch in batch_rx {
+                    linker.apply_all(batch);
+                    let mut done = Linked {
+                        alerts: linker.take_alerts(),
+                        case_lines: Vec::new(),
+                        routed: Vec::new(),
+                    };
+                    for c in linker.take_cases() {
+                        // Writing to a Vec cannot fail; a case that cannot be serialised
+                        // would be a bug, and its line is then missing rather than torn.
+                        let _ = write_line(&mut done.case_lines, &c);
+                        if routing {
+                            done.routed.extend(route_case(&config.routing, &c));
+                        }
+                    }
+                    if result_tx.send(done).is_err() {
+                        break;
+                    }
+                }
+                linker
+            })
+            .map_err(|e| ReplayError::Linker(format!("cannot start the case linker's thread: {e}")))?;
+        Ok(LinkWorker {
+            batches,
+            results,
+            thread,
+        })
+    }
+}
+
 impl<'o> CaseStage<'o> {
     fn new(opts: &'o ReplayOptions) -> CaseStage<'o> {
-        let mut linker = Linker::new(opts.config.cases.clone());
-        linker.set_clock(opts.clock);
         CaseStage {
             opts,
-            linker,
+            worker: None,
+            in_flight: false,
             pending: Vec::new(),
             since_link: 0,
+            routing: opts.route_dir.is_some() && !opts.config.routing.is_empty(),
             cases: None,
             traces: None,
             routes: BTreeMap::new(),
@@ -393,14 +459,29 @@ impl<'o> CaseStage<'o> {
         if let Some(dir) = &self.opts.route_dir {
             std::fs::create_dir_all(dir).map_err(|e| ReplayError::Write(dir.display().to_string(), e))?;
         }
+        self.worker = Some(LinkWorker::start(
+            self.opts.config.clone(),
+            self.opts.clock,
+            self.opts.route_dir.is_some(),
+        )?);
         Ok(())
     }
 
-    /// Feed the engine's new traces to the linker; its alerts join `alerts`.
-    /// Collect the engine's new traces; every [`LINK_EVERY`] records (and at the end, `last`)
-    /// the linker takes them as one batch, so each case changed in between is written once.
+    /// After each record: collect the engine's new traces; every [`LINK_EVERY`] records
+    /// (and at the end, `last`) they go to the linker as one batch, so each case changed in
+    /// between is written once. Linked alerts join `alerts`.
+    #[inline]
     fn step(&mut self, engine: &mut Engine, alerts: &mut Vec<Alert>, err: &mut Option<ReplayError>, last: bool) {
         self.since_link += 1;
+        // Most records: no trace, no batch due, no alert — nothing else to do here (this
+        // runs on every record, so it stays small).
+        if engine.has_traces() || last || self.since_link >= LINK_EVERY || (self.routing && !alerts.is_empty()) {
+            self.step_slow(engine, alerts, err, last);
+        }
+    }
+
+    #[inline(never)]
+    fn step_slow(&mut self, engine: &mut Engine, alerts: &mut Vec<Alert>, err: &mut Option<ReplayError>, last: bool) {
         let before = self.pending.len();
         engine.drain_traces(&mut self.pending);
         if let Some(out) = self.traces.as_mut() {
@@ -417,33 +498,55 @@ impl<'o> CaseStage<'o> {
             return;
         }
         self.since_link = 0;
-        self.linker.apply_all(std::mem::take(&mut self.pending));
-        alerts.extend(self.linker.take_alerts());
-        self.route_alerts(alerts, err);
-        for c in self.linker.take_cases() {
-            self.write_case(&c, err);
-        }
-    }
-
-    fn route_alerts(&mut self, alerts: &[Alert], err: &mut Option<ReplayError>) {
-        if self.opts.route_dir.is_none() || self.opts.config.routing.is_empty() {
+        let batch = std::mem::take(&mut self.pending);
+        let handed = self.worker.as_ref().is_some_and(|w| w.batches.send(batch).is_ok());
+        if !handed {
+            err.get_or_insert(ReplayError::Linker("the case linker stopped".into()));
             return;
         }
-        for a in alerts {
-            if let Some(r) = route_alert(&self.opts.config.routing, a) {
+        // The previous batch's result (the linker had this batch's records to do it), then,
+        // at the end, this one's.
+        let mut done = Vec::new();
+        if self.in_flight {
+            done.extend(self.collect(err));
+        }
+        self.in_flight = true;
+        if last {
+            done.extend(self.collect(err));
+            self.in_flight = false;
+        }
+        let mut routed: Vec<Routed> = Vec::new();
+        for d in done {
+            alerts.extend(d.alerts);
+            if let Some(out) = self.cases.as_mut() {
+                if let Err(e) = out.write_all(&d.case_lines) {
+                    err.get_or_insert(ReplayError::Write("case file".into(), e));
+                }
+            }
+            routed.extend(d.routed);
+        }
+        self.route_alerts(alerts, err);
+        if self.opts.route_dir.is_some() {
+            for r in routed {
                 self.write_routed(r, err);
             }
         }
     }
 
-    fn write_case(&mut self, c: &CaseRecord, err: &mut Option<ReplayError>) {
-        if let Some(out) = self.cases.as_mut() {
-            if let Err(e) = write_line(out, c) {
-                err.get_or_insert(ReplayError::Write("case file".into(), e));
-            }
+    fn collect(&mut self, err: &mut Option<ReplayError>) -> Option<Linked> {
+        let got = self.worker.as_ref().and_then(|w| w.results.recv().ok());
+        if got.is_none() {
+            err.get_or_insert(ReplayError::Linker("the case linker stopped".into()));
         }
-        if self.opts.route_dir.is_some() {
-            for r in route_case(&self.opts.config.routing, c) {
+        got
+    }
+
+    fn route_alerts(&mut self, alerts: &[Alert], err: &mut Option<ReplayError>) {
+        if !self.routing {
+            return;
+        }
+        for a in alerts {
+            if let Some(r) = route_alert(&self.opts.config.routing, a) {
                 self.write_routed(r, err);
             }
         }
@@ -477,11 +580,20 @@ impl<'o> CaseStage<'o> {
             o.flush()
                 .map_err(|e| ReplayError::Write(format!("office file {topic}"), e))?;
         }
+        let worker = self
+            .worker
+            .take()
+            .ok_or_else(|| ReplayError::Linker("the case linker was not started".into()))?;
+        drop(worker.batches);
+        let linker = worker
+            .thread
+            .join()
+            .map_err(|_| ReplayError::Linker("the case linker's thread panicked".into()))?;
         let mut by: BTreeMap<String, u64> = BTreeMap::new();
-        for c in self.linker.open_cases() {
+        for c in linker.open_cases() {
             *by.entry(c.severity.clone()).or_default() += 1;
         }
-        let stats = self.linker.stats();
+        let stats = linker.stats();
         Ok(CasesSummary {
             open_cases: stats.open_cases,
             open_by_severity: by,
