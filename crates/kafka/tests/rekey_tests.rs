@@ -374,7 +374,7 @@ fn a_topic_not_keyed_by_account_stops_the_default_service() {
     let b = ensure_broker();
     let topics = create_topics(&b, "misrouted", 4);
     let cfg = bank_config(&b, &topics, KeyedBy::Account);
-    let f = feed("misrouted-feed", 5_000, 20, 33);
+    let f = feed("misrouted-feed", 10_000, 30, 33);
     produce_events(&b, &topics.input, &f.events);
 
     // In process: the error, and the metric.
