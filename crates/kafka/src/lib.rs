@@ -173,22 +173,22 @@
 //!    `route_alert` names; cases and linked alerts go to theirs in the linker's.
 //!
 //! 10. Keys (`keys.rs`, `service/rekey.rs`). Everything above needs each account on one
-//!    partition. With `[input] keyed_by = "account"` (default) every live record's Kafka key
-//!    is compared with its decoded account; misrouted ones are counted, and once they exceed
-//!    `max_misrouted_share` of the live records (at least 1,000 counted) the batch is not sent,
-//!    the open transaction is aborted and the service stops with an error naming
-//!    `keyed_by = "other"`. With `keyed_by = "other"` a re-key stage runs in every instance:
-//!    group `<group_id>.rekey` on the input topic (read_committed), a transactional producer
-//!    `<prefix>-<group_id>.rekey-<instance>`, and one transaction per `commit_interval` holding
-//!    the records it wrote to the re-key topic (unchanged, key = account, same Kafka
-//!    timestamp), the dead letters of undecodable records and the input offsets after the
-//!    records written (`send_offsets_to_transaction`, so a revoked or fenced stage commits
-//!    nothing). Records consumed but still held by its merge are not below those offsets. A
-//!    restart, rebalance or abort re-reads from the committed offsets (a restart's
-//!    `init_transactions` first aborts what the dead stage had open), so each committed input
-//!    record is on the re-key topic once, in an order that depends on the input only (the
-//!    merge by event time, `rekey.rs`). Detection reads the re-key topic read_committed as
-//!    it would an input topic keyed by account, so 1–9 apply to it unchanged.
+//!     partition. With `[input] keyed_by = "account"` (default) every live record's Kafka key
+//!     is compared with its decoded account; misrouted ones are counted, and once they exceed
+//!     `max_misrouted_share` of the live records (at least 1,000 counted) the batch is not sent,
+//!     the open transaction is aborted and the service stops with an error naming
+//!     `keyed_by = "other"`. With `keyed_by = "other"` a re-key stage runs in every instance:
+//!     group `<group_id>.rekey` on the input topic (read_committed), a transactional producer
+//!     `<prefix>-<group_id>.rekey-<instance>`, and one transaction per `commit_interval` holding
+//!     the records it wrote to the re-key topic (unchanged, key = account, same Kafka
+//!     timestamp), the dead letters of undecodable records and the input offsets after the
+//!     records written (`send_offsets_to_transaction`, so a revoked or fenced stage commits
+//!     nothing). Records consumed but still held by its merge are not below those offsets. A
+//!     restart, rebalance or abort re-reads from the committed offsets (a restart's
+//!     `init_transactions` first aborts what the dead stage had open), so each committed input
+//!     record is on the re-key topic once, in an order that depends on the input only (the
+//!     merge by event time, `rekey.rs`). Detection reads the re-key topic read_committed as
+//!     it would an input topic keyed by account, so 1–9 apply to it unchanged.
 //!
 //! Assumption: Kafka record timestamps of a partition are roughly non-decreasing
 //! (CreateTime set by producers, or LogAppendTime); a record whose Kafka timestamp is much
