@@ -425,3 +425,68 @@ fn a_topic_not_keyed_by_account_stops_the_default_service() {
     let _ = std::fs::remove_file(&f.path);
     let _ = std::fs::remove_file(&path);
 }
+
+/// What re-keying costs: the same Debezium feed run keyed by account (`keyed_by = "account"`)
+/// and keyed by primary key (`keyed_by = "other"`), from a full topic to drained; prints the
+/// busy time of each. `cargo test -p fundwatch-kafka --test rekey_tests -- --ignored --nocapture`
+/// (release: add `--release`).
+#[test]
+#[ignore = "a measurement, not a check"]
+fn rekey_cost() {
+    init_logs();
+    let b = ensure_broker();
+    let f = feed("rekey-cost-feed", 60_000, 60, 34);
+    let mut rows = Vec::new();
+    for keyed_by in [KeyedBy::Account, KeyedBy::Other] {
+        let topics = create_topics(&b, "rekey-cost", 4);
+        let cfg = bank_config(&b, &topics, keyed_by);
+        if keyed_by == KeyedBy::Account {
+            // Keyed by account, as Debezium's message.key.columns would key it.
+            let decoder = cfg.input.decoder().unwrap();
+            let by_account: Vec<Event> = f
+                .events
+                .iter()
+                .map(|e| {
+                    let account = e.value.as_deref().and_then(|v| match decoder.decode(v) {
+                        fundwatch_record::Decoded::Record(tx) => Some(tx.account.to_string()),
+                        _ => None,
+                    });
+                    Event {
+                        key: account.map_or_else(|| e.key.clone(), |a| a.into_bytes()),
+                        value: e.value.clone(),
+                    }
+                })
+                .collect();
+            produce_events(&b, &topics.input, &by_account);
+        } else {
+            produce_events(&b, &topics.input, &f.events);
+        }
+        let opts = RunOptions {
+            instance_id: Some("cost".into()),
+            exit_when_idle_ms: Some(2000),
+            listen: Some("off".into()),
+            ..Default::default()
+        };
+        let started = Instant::now();
+        let cpu0 = cpu_seconds();
+        let s = fundwatch_kafka::run(Arc::new(cfg), opts, Shutdown::new()).expect("run");
+        let cpu = cpu_seconds() - cpu0;
+        rows.push((keyed_by, started.elapsed().as_secs_f64(), s.busy_seconds, cpu, s.alerts));
+    }
+    for (k, wall, busy, cpu, alerts) in rows {
+        eprintln!(
+            "rekey_cost: keyed_by = {:?}: {} events, CPU {cpu:.2}s of this process, wall {wall:.1}s (incl. start and idle wait), detection busy {busy:.2}s, {alerts} alerts",
+            k.as_str(),
+            f.events.len()
+        );
+    }
+}
+
+/// User + system CPU time of this process so far.
+fn cpu_seconds() -> f64 {
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `u` is a valid rusage for getrusage to fill.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
+    let t = |v: libc::timeval| v.tv_sec as f64 + v.tv_usec as f64 / 1e6;
+    t(u.ru_utime) + t(u.ru_stime)
+}
