@@ -3,7 +3,8 @@
 //!
 //! # Shape
 //!
-//! One consumer-group member reads `kafka.input_topic` on a dedicated blocking thread
+//! One consumer-group member reads `kafka.input_topic` (or, with `[input] keyed_by = "other"`,
+//! the re-key topic, point 10) on a dedicated blocking thread
 //! ([`Service::run`]). Every assigned partition gets its own [`fundwatch_engine::Engine`]:
 //! the record key is the account, so an account lives in exactly one partition and the
 //! engine sees its records in partition order. Records are taken from the consumer in batches
@@ -171,6 +172,24 @@
 //!    Engine alerts go, in the engines' transactions, also to the office topic that
 //!    `route_alert` names; cases and linked alerts go to theirs in the linker's.
 //!
+//! 10. Keys (`keys.rs`, `service/rekey.rs`). Everything above needs each account on one
+//!     partition. With `[input] keyed_by = "account"` (default) every live record's Kafka key
+//!     is compared with its decoded account; misrouted ones are counted, and once they exceed
+//!     `max_misrouted_share` of the live records (at least 1,000 counted) the batch is not sent,
+//!     the open transaction is aborted and the service stops with an error naming
+//!     `keyed_by = "other"`. With `keyed_by = "other"` a re-key stage runs in every instance:
+//!     group `<group_id>.rekey` on the input topic (read_committed), a transactional producer
+//!     `<prefix>-<group_id>.rekey-<instance>`, and one transaction per `commit_interval` holding
+//!     the records it wrote to the re-key topic (unchanged, key = account, same Kafka
+//!     timestamp), the dead letters of undecodable records and the input offsets after the
+//!     records written (`send_offsets_to_transaction`, so a revoked or fenced stage commits
+//!     nothing). Records consumed but still held by its merge are not below those offsets. A
+//!     restart, rebalance or abort re-reads from the committed offsets (a restart's
+//!     `init_transactions` first aborts what the dead stage had open), so each committed input
+//!     record is on the re-key topic once, in an order that depends on the input only (the
+//!     merge by event time, `rekey.rs`). Detection reads the re-key topic read_committed as
+//!     it would an input topic keyed by account, so 1–9 apply to it unchanged.
+//!
 //! Assumption: Kafka record timestamps of a partition are roughly non-decreasing
 //! (CreateTime set by producers, or LogAppendTime); a record whose Kafka timestamp is much
 //! later than records after it could make the rebuild start too late. Without metadata in
@@ -181,6 +200,7 @@ mod checkpoints;
 mod client;
 mod committed_output;
 mod demo;
+mod keys;
 mod liveness;
 mod metrics;
 mod produce;
@@ -212,6 +232,19 @@ pub enum KafkaError {
     Security { brokers: String, reason: String },
     #[error("cannot read {0}: {1}")]
     Io(String, std::io::Error),
+    /// `[input] keyed_by = "account"`, but more records than `max_misrouted_share` allows
+    /// carry a Kafka key that is not their account.
+    #[error(
+        "the input topic {topic} is not keyed by account: {misrouted} of the {seen} live records read carry a Kafka key that is not their account (the first: {example}), more than [input] max_misrouted_share = {share} allows (counted over at least 1,000 records). An account's records then spread over partitions and the per-account rules miss what they do together. Set [input] keyed_by = \"other\" to have the service re-key the topic by account (README: \"Connect your core banking feed\"), or key the topic by account. The open transaction was aborted; {committed} misrouted record(s) had been committed before it"
+    )]
+    Misrouted {
+        topic: String,
+        misrouted: u64,
+        seen: u64,
+        share: f64,
+        example: String,
+        committed: u64,
+    },
     #[error("cannot listen on {0}: {1}")]
     Listen(String, String),
     #[error("{0}")]

@@ -24,6 +24,14 @@ pub struct Metrics {
     /// Change events that are not transactions (`[input] format = "debezium"`), by kind.
     pub input_skipped: IntCounterVec,
     pub dead_letters: IntCounter,
+    /// `fundwatch_input_misrouted_total`: live records whose Kafka key is not their account
+    /// (`[input] keyed_by = "account"`).
+    pub input_misrouted: IntCounter,
+    /// `fundwatch_rekeyed_records_total`: input records the re-key stage wrote to the re-key
+    /// topic (`keyed_by = "other"`).
+    pub rekeyed: IntCounter,
+    /// `fundwatch_rekey_transactions_total{outcome}`: the re-key stage's transactions.
+    pub rekey_transactions: IntCounterVec,
     pub alerts: IntCounterVec,
     pub consumer_lag: IntGaugeVec,
     pub watermark_seconds: IntGaugeVec,
@@ -114,6 +122,27 @@ impl Metrics {
                     "Records written to the dead-letter topic",
                 )
                 .expect("valid metric"),
+            ),
+            input_misrouted: reg(
+                &r,
+                IntCounter::new(
+                    "fundwatch_input_misrouted_total",
+                    "Live records whose Kafka key is not their account ([input] keyed_by = \"account\"; no key counts too): past [input] max_misrouted_share the service stops",
+                )
+                .expect("valid metric"),
+            ),
+            rekeyed: reg(
+                &r,
+                IntCounter::new(
+                    "fundwatch_rekeyed_records_total",
+                    "Input records the re-key stage wrote to the re-key topic keyed by account ([input] keyed_by = \"other\"; committed or not)",
+                )
+                .expect("valid metric"),
+            ),
+            rekey_transactions: cv(
+                "fundwatch_rekey_transactions_total",
+                "Transactions of the re-key stage ended, by outcome (committed, aborted)",
+                &["outcome"],
             ),
             alerts: cv(
                 "fundwatch_alerts_total",

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use fundwatch_record::decode_json;
+use fundwatch_record::{Decoded, InputDecoder};
 use fundwatch_rules::Config;
 use rdkafka::error::KafkaError as RdError;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
@@ -76,10 +76,10 @@ impl ProducerContext for DeliveryCount {
     }
 }
 
-/// The Kafka key of a line (its `account` when one can be read, else empty) and its event
-/// time, when it decodes.
-fn key_and_time(line: &[u8]) -> (Vec<u8>, Option<i64>) {
-    if let Ok(tx) = decode_json(line) {
+/// The Kafka key of a line (its `account`, read through the `[input]` mapping, when one can be
+/// read, else empty) and its event time, when it decodes.
+fn key_and_time(decoder: &InputDecoder, line: &[u8]) -> (Vec<u8>, Option<i64>) {
+    if let Decoded::Record(tx) = decoder.decode(line) {
         return (tx.account.as_bytes().to_vec(), Some(tx.ts_ms));
     }
     let key = serde_json::from_slice::<serde_json::Value>(line)
@@ -113,6 +113,12 @@ pub fn produce(config: &Config, opts: &ProduceOptions) -> Result<ProduceSummary,
         .and_then(|v| v.parse().ok())
         .unwrap_or(300_000);
     let producer: ThreadedProducer<DeliveryCount> = pc.create_with_context(DeliveryCount::default())?;
+    // Keyed by account as the service's default `[input] keyed_by = "account"` checks, also
+    // for a mapped feed (a Debezium dump keeps its value, and gets its account as key).
+    let decoder = config
+        .input
+        .decoder()
+        .map_err(|e| KafkaError::Other(format!("[input]: {e}")))?;
     let file = std::fs::File::open(&opts.input).map_err(|e| KafkaError::Io(opts.input.display().to_string(), e))?;
     let reader = BufReader::with_capacity(1 << 20, file);
     let started = Instant::now();
@@ -138,7 +144,7 @@ pub fn produce(config: &Config, opts: &ProduceOptions) -> Result<ProduceSummary,
                 std::thread::sleep(due - now);
             }
         }
-        let (key, ts) = key_and_time(line);
+        let (key, ts) = key_and_time(&decoder, line);
         if key.is_empty() {
             summary.unkeyed += 1;
         }

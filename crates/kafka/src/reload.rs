@@ -105,6 +105,8 @@ fn fixed_fields_changed(old: &Config, new: &Config) -> Vec<&'static str> {
         ("kafka.state_topic", a.state_topic != b.state_topic),
         ("kafka.trace_topic", a.trace_topic != b.trace_topic),
         ("kafka.case_topic", a.case_topic != b.case_topic),
+        ("kafka.rekey_topic", a.rekey_topic != b.rekey_topic),
+        ("kafka.rekey_partitions", a.rekey_partitions != b.rekey_partitions),
         // The linker's state and the engines' ledgers are built under them.
         ("cases", old.cases != new.cases),
         ("routing", old.routing != new.routing),

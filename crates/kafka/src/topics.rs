@@ -1,9 +1,10 @@
-//! Creating the case stage's topics when missing: the trace topic (compacted, one partition),
-//! the case topic (compacted) and the office topics of `[routing]`.
+//! Creating the service's own topics when missing: the trace topic (compacted, one partition),
+//! the case topic (compacted), the office topics of `[routing]` and the re-key topic
+//! (`[input] keyed_by = "other"`).
 
 use std::time::{Duration, Instant};
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientConfig;
@@ -18,6 +19,24 @@ pub(crate) struct Wanted<'a> {
     pub compacted: bool,
     /// What it is for, in messages.
     pub what: &'a str,
+    /// Topic configs to create it with.
+    pub configs: Vec<(&'static str, String)>,
+}
+
+/// The partitions of `topic` (0: it does not exist).
+pub(crate) fn partition_count(admin: &ClientConfig, topic: &str, timeout: Duration) -> Result<i32, KafkaError> {
+    let client: AdminClient<DefaultClientContext> = admin.create()?;
+    partitions(&client, topic, timeout)
+}
+
+/// One config value of `topic` as the broker reports it (None: unknown or not readable).
+pub(crate) fn topic_config(admin: &ClientConfig, topic: &str, key: &str, timeout: Duration) -> Option<String> {
+    let client: AdminClient<DefaultClientContext> = admin.create().ok()?;
+    let opts = AdminOptions::new().request_timeout(Some(timeout));
+    let res = futures_executor::block_on(client.describe_configs([&ResourceSpecifier::Topic(topic)], &opts)).ok()?;
+    res.into_iter()
+        .flatten()
+        .find_map(|r| r.get(key).and_then(|e| e.value.clone()))
 }
 
 fn partitions(client: &AdminClient<DefaultClientContext>, topic: &str, timeout: Duration) -> Result<i32, KafkaError> {
@@ -52,6 +71,9 @@ pub(crate) fn ensure(admin: &ClientConfig, wanted: &[Wanted<'_>], timeout: Durat
             new = new
                 .set("cleanup.policy", "compact")
                 .set("min.cleanable.dirty.ratio", "0.1");
+        }
+        for (k, v) in &w.configs {
+            new = new.set(k, v);
         }
         let opts = AdminOptions::new().operation_timeout(Some(timeout));
         let res = futures_executor::block_on(client.create_topics([&new], &opts))?;

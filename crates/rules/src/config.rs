@@ -239,6 +239,13 @@ pub struct KafkaParams {
     /// Case records (key = `case_id`, compacted, header `fundwatch.region` = lead region),
     /// written by the linking stage in its own exactly-once transactions. Created if missing.
     pub case_topic: String,
+    /// With `[input] keyed_by = "other"`: the internal topic the re-key stage writes the input's
+    /// records to, unchanged but keyed by account, and detection reads. Empty (default):
+    /// `<group_id>.<input_topic>.by-account`. Created if missing (retention as the input's).
+    pub rekey_topic: String,
+    /// Partitions of the re-key topic when the service creates it; 0 (default): as many as the
+    /// input topic. Range 0–10,000.
+    pub rekey_partitions: u32,
     /// librdkafka settings passed through as-is (`security.protocol`, `ssl.ca.location`,
     /// `sasl.mechanisms`, `sasl.username`, …). A value `"${NAME}"` is read from the
     /// environment variable NAME at start, so secrets stay out of the file.
@@ -259,7 +266,20 @@ impl Default for KafkaParams {
             checkpoint_interval: Span(30_000),
             trace_topic: "fundwatch-traces".into(),
             case_topic: "fundwatch-cases".into(),
+            rekey_topic: String::new(),
+            rekey_partitions: 0,
             client: Default::default(),
+        }
+    }
+}
+
+impl KafkaParams {
+    /// The re-key stage's topic (`rekey_topic`, or its default name).
+    pub fn rekey_topic(&self) -> String {
+        if self.rekey_topic.trim().is_empty() {
+            format!("{}.{}.by-account", self.group_id, self.input_topic)
+        } else {
+            self.rekey_topic.trim().to_owned()
         }
     }
 }
@@ -280,6 +300,12 @@ impl Validate for KafkaParams {
             c.require(!v.trim().is_empty(), name, "must not be empty");
         }
         c.span("commit_interval", self.commit_interval, Span(10), Span(60_000));
+        c.range("rekey_partitions", self.rekey_partitions, 0, 10_000);
+        c.require(
+            self.rekey_topic.trim() != self.input_topic.trim(),
+            "rekey_topic",
+            "must not be the input topic",
+        );
         if self.checkpoint_interval != Span(0) {
             // The message names both allowed forms.
             if self.checkpoint_interval < Span(1_000) || self.checkpoint_interval > Span(3_600_000) {

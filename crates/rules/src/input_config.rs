@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{Checker, Validate};
 
 /// `[input]`.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct InputParams {
     /// `"fundwatch"`: one spec record object per message or line (fields renamed by
@@ -46,6 +46,68 @@ pub struct InputParams {
     pub fields: BTreeMap<String, String>,
     /// `[input.values]`: the source's own words for our enumerated values.
     pub values: InputValues,
+    /// What the Kafka key of `kafka.input_topic` is (`fundwatch run` only; files have no key).
+    /// `"account"` (default): the record's account, as its bytes or as a Debezium key whose
+    /// one column is the account (`message.key.columns`), so that all of an account's records
+    /// are on one partition, in order, as the per-account rules need. A record whose key is
+    /// not its account (no key counts as not) is counted in `fundwatch_input_misrouted_total`,
+    /// and past `max_misrouted_share` the service stops. `"other"` (e.g. Debezium's default,
+    /// the table's primary key): the service first re-keys the topic by account through an
+    /// internal topic (`kafka.rekey_topic`), exactly once, and detects on that.
+    pub keyed_by: KeyedBy,
+    /// With `keyed_by = "account"`: the largest share of live records whose key is not their
+    /// account that the service goes on with. It stops (aborting the open transaction) once
+    /// the misrouted records exceed this share of the live records read, counted as at least
+    /// 1,000 (so at the start, more than 10 misrouted records stop it with the default 0.01).
+    /// 0: the first misrouted record stops it. Range 0–0.5.
+    pub max_misrouted_share: f64,
+}
+
+impl Default for InputParams {
+    fn default() -> Self {
+        InputParams {
+            format: InputFormatName::default(),
+            timestamp_zone: String::new(),
+            timestamp_unit: TimestampUnit::default(),
+            amount_scale: None,
+            direction_from_sign: false,
+            fields: BTreeMap::new(),
+            values: InputValues::default(),
+            keyed_by: KeyedBy::default(),
+            max_misrouted_share: 0.01,
+        }
+    }
+}
+
+/// `[input].keyed_by`: what the input topic's Kafka key is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyedBy {
+    /// The account: each account's records on one partition, in order.
+    #[default]
+    Account,
+    /// Anything else (a primary key, nothing): re-keyed by account before detection.
+    Other,
+}
+
+impl KeyedBy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyedBy::Account => "account",
+            KeyedBy::Other => "other",
+        }
+    }
+}
+
+/// `max_misrouted_share` is a share of at least this many live records.
+pub const MISROUTED_MIN_RECORDS: u64 = 1_000;
+
+impl InputParams {
+    /// Whether `misrouted` records out of `seen` live ones exceed what `max_misrouted_share`
+    /// tolerates (the share of at least [`MISROUTED_MIN_RECORDS`]).
+    pub fn misrouted_exceeded(&self, misrouted: u64, seen: u64) -> bool {
+        misrouted as f64 > self.max_misrouted_share * seen.max(MISROUTED_MIN_RECORDS) as f64
+    }
 }
 
 /// `[input].format`.
@@ -210,6 +272,7 @@ impl Validate for InputParams {
         if let Some(s) = self.amount_scale {
             c.range("amount_scale", s, 0, 18);
         }
+        c.ratio("max_misrouted_share", self.max_misrouted_share, 0.0, 0.5);
         c.require(
             !(self.direction_from_sign && self.fields.contains_key("direction")),
             "direction_from_sign",

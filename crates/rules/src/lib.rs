@@ -27,7 +27,7 @@ use serde_json::{Map, Value};
 
 pub use cases_config::{CasesParams, ProsecutionLines, RoutingParams};
 pub use config::{Config, ConfigError, ConfigIssue, ResolvedRules, SegmentKey};
-pub use input_config::InputParams;
+pub use input_config::{InputParams, KeyedBy};
 pub use memo::{MemoTagger, MemoTags};
 pub use units::{Span, Yuan};
 

@@ -237,3 +237,37 @@ fn input_and_max_future_leave_the_thresholds_hash_alone() {
         "{e}"
     );
 }
+
+#[test]
+fn keyed_by_is_checked_and_left_out_of_the_thresholds() {
+    let d = Config::default();
+    assert_eq!(d.input.keyed_by, fundwatch_rules::KeyedBy::Account);
+    let other = Config::from_toml("[input]\nkeyed_by = \"other\"\nmax_misrouted_share = 0.2\n").unwrap();
+    assert_eq!(other.input.keyed_by, fundwatch_rules::KeyedBy::Other);
+    assert_eq!(
+        other.thresholds_toml(),
+        d.thresholds_toml(),
+        "keyed_by is not part of config_version"
+    );
+    let e = problems("[input]\nkeyed_by = \"tx_id\"\n");
+    assert!(
+        e.contains("keyed_by") && e.contains("`account`") && e.contains("`other`"),
+        "{e}"
+    );
+    let e = problems("[input]\nmax_misrouted_share = 0.9\n");
+    assert!(
+        e.contains("input.max_misrouted_share: 0.9 is out of range (allowed 0 to 0.5)"),
+        "{e}"
+    );
+    let e = problems("[kafka]\nrekey_partitions = 20000\n");
+    assert!(e.contains("kafka.rekey_partitions: 20000 is out of range"), "{e}");
+    // The share counts at least 1,000 records: 10 of the first 100 are tolerated, 11 are not.
+    assert!(!d.input.misrouted_exceeded(10, 100));
+    assert!(d.input.misrouted_exceeded(11, 100));
+    assert!(!d.input.misrouted_exceeded(20, 2_000));
+    assert!(d.input.misrouted_exceeded(21, 2_000));
+    let strict = Config::from_toml("[input]\nmax_misrouted_share = 0\n").unwrap();
+    assert!(strict.input.misrouted_exceeded(1, 1));
+    assert!(!strict.input.misrouted_exceeded(0, 1));
+    assert_eq!(d.kafka.rekey_topic(), "fundwatch.transactions.by-account");
+}

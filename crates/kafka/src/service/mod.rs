@@ -23,6 +23,9 @@
 //! - `linker.rs`: the case linker thread (crate doc, point 9): group `<group_id>.cases` on the
 //!   single-partition trace topic, restore on assignment, batches of traces into case
 //!   versions, linked alerts and office records in its own transactions.
+//! - `rekey.rs`: the re-key stage of `[input] keyed_by = "other"` (crate doc, point 10): group
+//!   `<group_id>.rekey` on the input topic, records keyed by account into the re-key topic with
+//!   the input offsets in its own transactions; detection then reads the re-key topic.
 //! - `recovery.rs`: rebuilding from the committed offsets (`reset`), re-creating the producer,
 //!   ending a hung transaction (`abort_hung`, read-back of the committed output), config reload.
 
@@ -33,6 +36,7 @@ mod partition;
 mod pipeline;
 mod processing;
 mod recovery;
+mod rekey;
 mod transactions;
 
 use std::collections::BTreeMap;
@@ -41,7 +45,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use fundwatch_engine::Alert;
-use fundwatch_rules::Config;
+use fundwatch_rules::config::KafkaParams;
+use fundwatch_rules::{Config, KeyedBy};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError as RdError;
 use rdkafka::producer::{Producer, ThreadedProducer};
@@ -143,6 +148,15 @@ pub struct RunSummary {
     /// traces those restores re-read.
     pub linker_restores: u64,
     pub linker_restored_traces: u64,
+    /// `[input] keyed_by = "account"`: live records whose Kafka key is not their account.
+    pub input_misrouted: u64,
+    /// `[input] keyed_by = "other"`: input records this instance's re-key stage committed to
+    /// the re-key topic, change events it passed over, and its transactions. Its dead letters
+    /// are in `rejected`.
+    pub rekeyed: u64,
+    pub rekey_skipped: u64,
+    pub rekey_transactions_committed: u64,
+    pub rekey_transactions_aborted: u64,
 }
 
 /// Most records taken from the consumer's queue per batch.
@@ -258,8 +272,18 @@ impl Service {
             info!(transactional_id = %tid, "transactional producer initialised");
         }
 
+        // With keyed_by = "other" detection reads the re-key topic, which the re-key stage
+        // fills from the input topic; otherwise it reads the input topic itself.
+        let rekeyed = self.config.input.keyed_by == KeyedBy::Other;
+        let topic = if rekeyed {
+            let t = kafka.rekey_topic();
+            ensure_rekey_topic(kafka, &t, op_timeout)?;
+            t
+        } else {
+            kafka.input_topic.clone()
+        };
         let checkpoints = if kafka.checkpoint_interval.ms() > 0 {
-            let md = producer.client().fetch_metadata(Some(&kafka.input_topic), op_timeout)?;
+            let md = producer.client().fetch_metadata(Some(&topic), op_timeout)?;
             let input_partitions = md.topics().first().map_or(1, |t| t.partitions().len() as i32);
             let admin = client_config(&kafka.brokers, &kafka.client, Role::Admin)?;
             let n = crate::checkpoints::ensure_topic(&admin, &kafka.state_topic, input_partitions, op_timeout)?;
@@ -269,7 +293,7 @@ impl Service {
                 n,
                 Duration::from_millis(kafka.checkpoint_interval.ms() as u64),
                 &kafka.group_id,
-                &kafka.input_topic,
+                &topic,
             ))
         } else {
             warn!("checkpoints off (kafka.checkpoint_interval = \"0s\"): every restart rebuilds from the input topic");
@@ -286,12 +310,14 @@ impl Service {
                     partitions: 1,
                     compacted: true,
                     what: "trace topic",
+                    configs: Vec::new(),
                 });
                 wanted.push(crate::topics::Wanted {
                     name: &kafka.case_topic,
                     partitions: 1,
                     compacted: true,
                     what: "case topic",
+                    configs: Vec::new(),
                 });
             }
             let offices: std::collections::BTreeSet<&String> = self.config.routing.regions.values().collect();
@@ -301,6 +327,7 @@ impl Service {
                     partitions: 1,
                     compacted: false,
                     what: "office topic",
+                    configs: Vec::new(),
                 });
             }
             if !wanted.is_empty() {
@@ -326,6 +353,23 @@ impl Service {
             None
         };
 
+        let mut rekey = if rekeyed {
+            let r = rekey::Rekey::spawn(rekey::RekeyOptions {
+                config: self.config.clone(),
+                instance_id: id.clone(),
+                transactional,
+                metrics: self.metrics.clone(),
+                shutdown: shutdown.clone(),
+                stop: Arc::new(AtomicBool::new(false)),
+                drained: Arc::new(AtomicBool::new(false)),
+                topic: topic.clone(),
+            })
+            .map_err(|e| KafkaError::Other(format!("cannot start the re-key thread: {e}")))?;
+            info!(from = %kafka.input_topic, to = %topic, group = %rekey::group_id(&self.config), "[input] keyed_by = \"other\": re-key stage started; detection reads the re-key topic");
+            Some(r)
+        } else {
+            None
+        };
         let mut cc = client_config(&kafka.brokers, &kafka.client, Role::Consumer)?;
         cc.set("group.id", &kafka.group_id);
         cc.set("enable.auto.commit", "false");
@@ -340,7 +384,7 @@ impl Service {
         let pipe = Arc::new(Mutex::new(Pipeline {
             config: self.config.clone(),
             decoder: Arc::new(decoder),
-            topic: kafka.input_topic.clone(),
+            topic: topic.clone(),
             alert_topic: kafka.alert_topic.clone(),
             dead_letter_topic: kafka.dead_letter_topic.clone(),
             trace_topic: cases.then(|| kafka.trace_topic.clone()),
@@ -387,6 +431,8 @@ impl Service {
             liveness: liveness.clone(),
             checkpoints,
             force_checkpoint: false,
+            check_keys: !rekeyed,
+            keys: Default::default(),
         }));
 
         cc.set("isolation.level", "read_committed");
@@ -406,11 +452,11 @@ impl Service {
                 generation: Default::default(),
                 disconnects: disconnects.clone(),
             })?;
-            consumer.subscribe(&[&kafka.input_topic])?;
+            consumer.subscribe(&[&topic])?;
             Ok(consumer)
         };
         let mut consumer = new_consumer()?;
-        info!(group = %kafka.group_id, topic = %kafka.input_topic, instance = %id, "consuming");
+        info!(group = %kafka.group_id, topic = %topic, instance = %id, "consuming");
 
         self.metrics
             .config_info
@@ -432,6 +478,9 @@ impl Service {
         let lock = |p: &Arc<Mutex<Pipeline>>| p.lock().unwrap_or_else(|e| e.into_inner()).fatal.take();
         let stopped_by;
         let mut consumer_fatal = false;
+        // Drain mode with the re-key stage: since when it has reported every input partition
+        // re-keyed to its end and committed.
+        let mut rekey_drained: Option<Instant> = None;
         loop {
             liveness.beat(Phase::Polling);
             if shutdown.is_triggered() {
@@ -440,6 +489,13 @@ impl Service {
             }
             if let Some(e) = lock(&pipe) {
                 return Err(e);
+            }
+            if let Some(r) = rekey.take_if(|r| r.ended()) {
+                // The stage ends on its own only on an error: detection would starve.
+                return Err(match r.finish() {
+                    Err(e) => e,
+                    Ok(_) => KafkaError::Other("the re-key stage stopped".into()),
+                });
             }
             if consumer_fatal {
                 consumer_fatal = false;
@@ -490,6 +546,10 @@ impl Service {
                 first_msg.get_or_insert(last_msg);
                 let mut p = pipe.lock().unwrap_or_else(|e| e.into_inner());
                 p.process_batch(&batch);
+                if let Some(e) = p.fatal.take() {
+                    // Nothing of this batch was sent, and the open transaction is aborted.
+                    return Err(e);
+                }
             }
             drop(batch);
             match event {
@@ -549,7 +609,19 @@ impl Service {
                     last_eof_probe = Instant::now();
                     p.probe_eof(&consumer);
                 }
-                if p.all_live_at_eof() && last_msg.elapsed() >= idle && !p.needs_reset {
+                let upstream_done = match &rekey {
+                    None => true,
+                    Some(r) if r.drained() => {
+                        // Its last records reach this consumer a moment after its commit:
+                        // wait the idle time once more from when it said so.
+                        rekey_drained.get_or_insert_with(Instant::now).elapsed() >= idle
+                    }
+                    Some(_) => {
+                        rekey_drained = None;
+                        false
+                    }
+                };
+                if upstream_done && p.all_live_at_eof() && last_msg.elapsed() >= idle && !p.needs_reset {
                     p.flush_all();
                     p.force_checkpoint = true;
                     p.commit(&consumer)?;
@@ -582,6 +654,11 @@ impl Service {
             }
         }
         drop(consumer);
+        let rekeyed_summary = match rekey.map(rekey::Rekey::finish) {
+            None => None,
+            Some(Ok(s)) => Some(s),
+            Some(Err(e)) => return Err(e),
+        };
         // The linker links what the engines committed (drain mode: to the end) and stops.
         drain.store(true, Ordering::SeqCst);
         let linked = match linker_thread.map(|t| t.join()) {
@@ -610,6 +687,17 @@ impl Service {
                 *summary.routed_records.entry(k).or_default() += n;
             }
         }
+        if let Some(r) = rekeyed_summary {
+            summary.rekeyed = r.rekeyed;
+            summary.rekey_skipped = r.skipped;
+            summary.rekey_transactions_committed = r.transactions_committed;
+            summary.rekey_transactions_aborted = r.transactions_aborted;
+            summary.rejected += r.rejected;
+            for (code, n) in r.rejected_by_reason {
+                *summary.rejected_by_reason.entry(code).or_default() += n;
+            }
+        }
+        summary.input_misrouted = p.keys.misrouted;
         summary.seconds = started.elapsed().as_secs_f64();
         summary.records_per_second =
             (summary.records_consumed + summary.records_replayed) as f64 / summary.seconds.max(1e-9);
@@ -623,6 +711,41 @@ impl Service {
         info!(?summary, "stopped");
         Ok(summary)
     }
+}
+
+/// Create the re-key topic when missing: as many partitions as the input (or
+/// `kafka.rekey_partitions`), the input's retention (its records keep their Kafka timestamps,
+/// so what the input keeps by time this keeps too), CreateTime timestamps.
+fn ensure_rekey_topic(kafka: &KafkaParams, topic: &str, timeout: Duration) -> Result<(), KafkaError> {
+    let admin = client_config(&kafka.brokers, &kafka.client, Role::Admin)?;
+    let partitions = match kafka.rekey_partitions {
+        0 => {
+            let n = crate::topics::partition_count(&admin, &kafka.input_topic, timeout)?;
+            if n == 0 {
+                return Err(KafkaError::Other(format!(
+                    "the input topic {} does not exist: the re-key topic {topic} takes its partition count from it (or set kafka.rekey_partitions)",
+                    kafka.input_topic
+                )));
+            }
+            n
+        }
+        n => i32::try_from(n).unwrap_or(i32::MAX),
+    };
+    let mut configs = vec![("message.timestamp.type", "CreateTime".to_owned())];
+    if let Some(ms) = crate::topics::topic_config(&admin, &kafka.input_topic, "retention.ms", timeout) {
+        configs.push(("retention.ms", ms));
+    }
+    crate::topics::ensure(
+        &admin,
+        &[crate::topics::Wanted {
+            name: topic,
+            partitions,
+            compacted: false,
+            what: "re-key topic",
+            configs,
+        }],
+        timeout,
+    )
 }
 
 fn p_grace(pipe: &Mutex<Pipeline>) -> u64 {

@@ -60,6 +60,8 @@ pub(super) struct Part {
     pub(super) started_from: &'static str,
     /// The `[input]` decoder (shared by all partitions).
     pub(super) decoder: Arc<InputDecoder>,
+    /// `[input] keyed_by = "account"`: compare each live record's key with its account.
+    pub(super) check_keys: bool,
 }
 
 /// State a rebuild could not reconstruct.
@@ -91,6 +93,11 @@ pub(super) struct PartOut {
     pub(super) went_live: bool,
     /// Change events passed over live, by kind (indexed like `SkipKind::ALL`).
     pub(super) skipped: [u64; SkipKind::ALL.len()],
+    /// Live transactions whose key was checked against their account, and those whose key
+    /// was not it (`check_keys`), with the first of them described.
+    pub(super) keyed: u64,
+    pub(super) misrouted: u64,
+    pub(super) misrouted_example: Option<String>,
 }
 
 pub(super) enum Out {
@@ -135,6 +142,22 @@ impl Part {
         let payload = msg.payload().unwrap_or(&[]);
         match self.decoder.decode(payload) {
             Decoded::Record(tx) => {
+                if live && self.check_keys {
+                    out.keyed += 1;
+                    if !crate::keys::is_account(msg.key(), &tx.account) {
+                        out.misrouted += 1;
+                        if out.misrouted_example.is_none() {
+                            let key = msg.key().map_or("none".to_owned(), |k| {
+                                format!("{:?}", String::from_utf8_lossy(&k[..k.len().min(120)]))
+                            });
+                            out.misrouted_example = Some(format!(
+                                "partition {} offset {offset}: key {key} for account {:?}",
+                                msg.partition(),
+                                tx.account
+                            ));
+                        }
+                    }
+                }
                 let max_future = self.engine.config().engine.max_future.ms();
                 // The record's Kafka timestamp is the wall clock when it was written; bounded
                 // by it (not by the clock now), a rebuild decides as the first pass did.
@@ -220,6 +243,7 @@ impl Pipeline {
             gap: None,
             started_from: "fresh",
             decoder: self.decoder.clone(),
+            check_keys: self.check_keys,
         }
     }
 

@@ -60,6 +60,23 @@ pub(super) struct Pipeline {
     /// The next commit checkpoints every changed partition, whatever the interval (shutdown,
     /// revoke, end of a drained input).
     pub(super) force_checkpoint: bool,
+    /// `[input] keyed_by = "account"`: live records' keys are checked against their account.
+    pub(super) check_keys: bool,
+    pub(super) keys: KeyCheck,
+}
+
+/// The misrouted-record count of `[input] keyed_by = "account"` (this process, live records).
+#[derive(Default)]
+pub(super) struct KeyCheck {
+    /// Live transactions whose key was checked.
+    pub(super) seen: u64,
+    /// Of them, those whose key is not their account.
+    pub(super) misrouted: u64,
+    /// Misrouted records in the open transaction, and in committed ones.
+    pub(super) in_txn: u64,
+    pub(super) committed: u64,
+    /// The first misrouted record, described.
+    pub(super) example: Option<String>,
 }
 
 /// The open transaction: whether one is open or failed, what it holds, and when the next

@@ -8,7 +8,7 @@ use fundwatch_cases::{route_alert, Routed};
 use fundwatch_engine::{AccountTrace, Alert};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::Message;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use super::partition::{Out, Part, PartOut, MAX_FLUSH_POINTS};
 use super::pipeline::Pipeline;
@@ -118,7 +118,10 @@ impl Pipeline {
             });
             work.sort_by_key(|w| w.partition);
         }
-        let outs: Vec<(i32, PartOut)> = work.into_iter().map(|w| (w.partition, w.out)).collect();
+        let mut outs: Vec<(i32, PartOut)> = work.into_iter().map(|w| (w.partition, w.out)).collect();
+        if self.check_keys && self.misrouted(&mut outs) {
+            return;
+        }
         let mut went_live = false;
         for (p, out) in outs {
             went_live |= out.went_live;
@@ -152,6 +155,51 @@ impl Pipeline {
             self.update_rebuilding();
         }
         self.txn.since_commit += msgs.len();
+    }
+
+    /// Count the batch's misrouted records; past `[input] max_misrouted_share`, abort the open
+    /// transaction before anything of this batch is sent and stop the service (`fatal`).
+    fn misrouted(&mut self, outs: &mut [(i32, PartOut)]) -> bool {
+        let (mut seen, mut bad) = (0, 0);
+        for (_, out) in outs.iter_mut() {
+            seen += out.keyed;
+            bad += out.misrouted;
+            if self.keys.example.is_none() {
+                self.keys.example = out.misrouted_example.take();
+            }
+        }
+        if bad > 0 {
+            self.metrics.input_misrouted.inc_by(bad);
+            if self.keys.misrouted == 0 {
+                warn!(
+                    topic = %self.topic,
+                    example = self.keys.example.as_deref().unwrap_or_default(),
+                    "a record's Kafka key is not its account ([input] keyed_by = \"account\"): counted in fundwatch_input_misrouted_total"
+                );
+            }
+        }
+        self.keys.seen += seen;
+        self.keys.misrouted += bad;
+        self.keys.in_txn += bad;
+        if !self
+            .config
+            .input
+            .misrouted_exceeded(self.keys.misrouted, self.keys.seen)
+        {
+            return false;
+        }
+        self.abort();
+        let e = crate::KafkaError::Misrouted {
+            topic: self.topic.clone(),
+            misrouted: self.keys.misrouted,
+            seen: self.keys.seen,
+            share: self.config.input.max_misrouted_share,
+            example: self.keys.example.clone().unwrap_or_default(),
+            committed: self.keys.committed,
+        };
+        error!("{e}");
+        self.fatal = Some(e);
+        true
     }
 
     pub(super) fn dead_letter<M: Message>(&mut self, msg: &M, code: &'static str, reason: &str) {

@@ -209,6 +209,7 @@ impl Pipeline {
                     *counts.rejects.entry(code).or_default() += 1;
                 }
                 self.summary.traces += std::mem::take(&mut self.txn.txn_traces);
+                self.keys.committed += std::mem::take(&mut self.keys.in_txn);
                 for (kind, n) in std::mem::take(&mut self.txn.txn_routed) {
                     *self.summary.routed_records.entry(kind.to_owned()).or_default() += n;
                 }
@@ -297,6 +298,7 @@ impl Pipeline {
         self.txn.txn_rejects.clear();
         self.txn.txn_traces = 0;
         self.txn.txn_routed.clear();
+        self.keys.in_txn = 0;
         self.metrics.transactions.with_label_values(&["aborted"]).inc();
         self.summary.transactions_aborted += 1;
         self.needs_reset = !self.parts.is_empty();
