@@ -736,7 +736,10 @@ mod tests {
         let mut back: Traces = postcard::from_bytes(&bytes).expect("deserialise");
         assert!(back.in_play(3) && back.in_play(70) && !back.in_play(4) && !back.in_play(1_000_000));
         back.expire(86_400_000 * 3, 86_400_000);
-        assert!(back.in_play(3) && !back.in_play(70), "the expired ledger's bit is cleared");
+        assert!(
+            back.in_play(3) && !back.in_play(70),
+            "the expired ledger's bit is cleared"
+        );
         assert_eq!(back.ledgers(), 1);
     }
 }
