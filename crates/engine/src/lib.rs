@@ -8,6 +8,18 @@
 //! complete; (4) confirms hits by score, keeps one alert per account, rule and episode, and
 //! gives each alert a deterministic id. No I/O and no clocks except `detected_at`.
 //!
+//! **Bounded state.** Names leave the account and counterparty dictionaries once nothing
+//! can remember them (see [`Engine::dictionary_stats`]): a name whose newest record is older
+//! than every held window row and every waiting record, and older than the oldest record the
+//! engine still admits (`max_history` behind the newest) by more than any per-account state
+//! reaches (the longest cooldown, pass-through horizon and holding time, batch gap, and one
+//! day for the large-value day totals), and that no account trace holds. Its id is freed and
+//! reused, its per-account state reset: a record naming it later finds exactly the state a
+//! new account has, which is what it would have found (see `Engine::sweep_dictionaries`).
+//! The sweep runs once per Beijing day of the watermark, and only after window segments were
+//! dropped (nothing else lets names out of held rows): one pass over the dictionaries per
+//! 65,536 released rows at most.
+//!
 //! Its whole state can be checkpointed incrementally and restored ([`Engine::checkpoint`],
 //! [`Engine::restore`], module `snapshot`), so a restarted service loads it instead of
 //! re-reading its history; [`Engine::set_alerted_episodes`] seeds cooldowns when it must
@@ -23,7 +35,7 @@ use std::collections::BinaryHeap;
 use std::sync::{Arc, Mutex};
 
 use compact_str::CompactString;
-use fundwatch_record::{format_rfc3339_ms, AccountType, Direction, Transaction};
+use fundwatch_record::{beijing_day, format_rfc3339_ms, AccountType, Direction, Transaction};
 use fundwatch_rules::config::SegmentKey;
 use fundwatch_rules::large_value::{self, LargeValueState};
 use fundwatch_rules::periodic::{self, BatchTracker};
@@ -61,6 +73,43 @@ pub struct EngineStats {
     pub suppressed: [u64; 5],
     /// Full rule evaluations run.
     pub evaluations: [u64; 5],
+}
+
+/// Sizes of the engine's dictionaries (bounded state: names leave once nothing can remember
+/// them, and their ids are reused).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DictionaryStats {
+    /// Accounts in the dictionary.
+    pub accounts: u64,
+    /// Freed account ids waiting for reuse.
+    pub accounts_free: u64,
+    pub counterparties: u64,
+    pub counterparties_free: u64,
+    /// Accounts and counterparties evicted so far (a name evicted twice counts twice).
+    pub accounts_evicted: u64,
+    pub counterparties_evicted: u64,
+}
+
+/// When the dictionaries were last swept (checkpointed, so that a restored engine sweeps
+/// when the uninterrupted one does and reuses the same ids).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct SweepState {
+    /// The window store's front sequence number then.
+    pub front_seq: u64,
+    /// Beijing day of the watermark then.
+    pub day: i32,
+    /// Names evicted so far: accounts, counterparties.
+    pub evicted: [u64; 2],
+}
+
+impl Default for SweepState {
+    fn default() -> Self {
+        SweepState {
+            front_seq: 0,
+            day: i32::MIN,
+            evicted: [0; 2],
+        }
+    }
 }
 
 fn rule_index(r: RuleId) -> usize {
@@ -229,6 +278,9 @@ pub struct Engine {
     dict_chunk: usize,
     /// Content hashes of immutable objects already encoded (they name the objects).
     object_names: Mutex<snapshot::NameCache>,
+    swept: SweepState,
+    /// Sweep the dictionaries (a caller's setting: off only to compare against).
+    evict_names: bool,
 }
 
 impl Engine {
@@ -267,6 +319,8 @@ impl Engine {
             guard_stats: TimeGuardStats::default(),
             dict_chunk: dictionary_chunk.clamp(1, snapshot::MAX_DICTIONARY_CHUNK),
             object_names: Mutex::default(),
+            swept: SweepState::default(),
+            evict_names: true,
         }
     }
 
@@ -401,11 +455,31 @@ impl Engine {
         self.pending.len()
     }
 
-    /// Rows held in windows, and their heap bytes (columns, indexes, dictionaries).
+    /// Whether names nothing can remember leave the dictionaries (on by default). Output is
+    /// the same either way; off, the dictionaries grow with every name seen.
+    pub fn set_dictionary_eviction(&mut self, on: bool) {
+        self.evict_names = on;
+    }
+
+    /// Dictionary sizes (live names, freed ids, evictions so far).
+    pub fn dictionary_stats(&self) -> DictionaryStats {
+        DictionaryStats {
+            accounts: self.accounts.live() as u64,
+            accounts_free: self.accounts.freed() as u64,
+            counterparties: self.counterparties.live() as u64,
+            counterparties_free: self.counterparties.freed() as u64,
+            accounts_evicted: self.swept.evicted[0],
+            counterparties_evicted: self.swept.evicted[1],
+        }
+    }
+
+    /// Rows held in windows, and the heap bytes of the engine's state (columns, indexes,
+    /// dictionaries with their free lists, per-account rule state, ledgers).
     pub fn state_size(&self) -> (u64, usize) {
         let bytes = self.store.heap_bytes()
             + self.accounts.heap_bytes()
             + self.counterparties.heap_bytes()
+            + self.segments.heap_bytes()
             + self
                 .lanes
                 .iter()
@@ -609,8 +683,8 @@ impl Engine {
     }
 
     fn admit(&mut self, tx: &Transaction<'_>) -> Pending {
-        let account = self.accounts.intern(&tx.account);
-        let counterparty = self.counterparties.intern(&tx.counterparty);
+        let account = self.accounts.intern_at(&tx.account, tx.ts_ms);
+        let counterparty = self.counterparties.intern_at(&tx.counterparty, tx.ts_ms);
         // An account's industry and region rarely change: compare before hashing.
         let segment = match self.lanes[0].states.get(account as usize) {
             Some(st)
@@ -651,7 +725,92 @@ impl Engine {
             if self.tracing {
                 self.traces.expire(self.released_up_to, keep);
             }
+            if self.evict_names && self.store.front_seq() != self.swept.front_seq {
+                self.sweep_dictionaries();
+            }
         }
+    }
+
+    /// The longest any per-account rule state reaches past an account's newest record, over
+    /// every lane and every segment's resolved thresholds: cooldowns (a quiet episode), the
+    /// pass-through horizon and holding time (open and closed cycles, carried balance, the
+    /// last payee of an open cycle), the batch gap (a batch under way) and a day (the
+    /// large-value day totals). A record that much newer than an account's last one finds
+    /// its state as a new account's would be, except for the collection gate, which only
+    /// over-counts inflows (evaluating more, never finding differently).
+    fn state_slack_ms(&self) -> i64 {
+        let mut slack: i64 = 86_400_000;
+        for r in self.lanes.iter().flat_map(|l| l.resolved.iter()) {
+            for ms in [
+                r.scatter.cooldown.ms(),
+                r.periodic.cooldown.ms(),
+                r.rapid.cooldown.ms(),
+                r.structuring.cooldown.ms(),
+                r.rapid.horizon.ms(),
+                r.rapid.max_hold.ms(),
+                r.periodic.batch_gap.ms(),
+            ] {
+                slack = slack.max(ms);
+            }
+        }
+        slack.saturating_add(1)
+    }
+
+    /// Free the account and counterparty names that nothing can remember. A name goes when
+    /// its newest record (its stamp, an upper bound) is (1) older than every held window row,
+    /// so no row names it, (2) no later than the watermark, so no waiting record names it,
+    /// and (3) older, by [`Engine::state_slack_ms`], than the oldest record still admitted
+    /// (`max_history` behind the newest; older ones are refused), so any record that names
+    /// it again finds reset state; and (4) no ledger holds it (an account in play, with
+    /// batch days, or a counterparty in a ledger's sets) and no seeded cooldown outlasts (3).
+    /// Runs once per Beijing day of the watermark, after segments were dropped.
+    fn sweep_dictionaries(&mut self) {
+        let day = beijing_day(self.released_up_to);
+        if day == self.swept.day {
+            return;
+        }
+        self.swept.day = day;
+        self.swept.front_seq = self.store.front_seq();
+        let max_history = self.lanes[0].config.engine.max_history.ms();
+        let admitted_from = self.max_ts.saturating_sub(max_history);
+        let before = self
+            .store
+            .min_held_ts()
+            .min(self.released_up_to)
+            .min(admitted_from.saturating_sub(self.state_slack_ms()));
+
+        let (traces, lanes) = (&self.traces, &self.lanes);
+        let freed = self.accounts.evict(before, |id| {
+            traces.in_play(id)
+                || traces.has_batch_days(id)
+                || lanes.iter().any(|l| {
+                    l.states
+                        .get(id as usize)
+                        .is_some_and(|st| st.quiet_until.iter().any(|&q| q > admitted_from))
+                })
+        });
+        for &id in &freed {
+            for lane in &mut self.lanes {
+                if let Some(st) = lane.states.get_mut(id as usize) {
+                    *st = AccountState::placeholder();
+                }
+            }
+            self.store.forget(id);
+        }
+        self.swept.evicted[0] += freed.len() as u64;
+
+        // Counterparties a ledger holds (in its sets or flows) stay: a bitmap by id.
+        let mut held = vec![0u64; self.counterparties.len().div_ceil(64)];
+        self.traces.for_each_counterparty(|id| {
+            if let Some(w) = held.get_mut(id as usize / 64) {
+                *w |= 1 << (id % 64);
+            }
+        });
+        let cash = 0; // the empty name: every cash record's counterparty
+        let freed = self.counterparties.evict(before, |id| {
+            id == cash || held.get(id as usize / 64).is_some_and(|w| w & (1 << (id % 64)) != 0)
+        });
+        self.swept.evicted[1] += freed.len() as u64;
     }
 
     fn release(&mut self, p: Pending, out: &mut Vec<Alert>) {

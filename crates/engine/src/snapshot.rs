@@ -37,7 +37,7 @@ use crate::{AccountState, Clock, Engine, EngineStats, Lane, Pending};
 /// Version of the checkpoint format; part of [`Engine::state_fingerprint`]. postcard is not
 /// self-describing: any change to the head's types below or to the rule trackers' fields
 /// must bump it (old checkpoints are then refused, and the service rebuilds from history).
-pub const SNAPSHOT_FORMAT: u32 = 3;
+pub const SNAPSHOT_FORMAT: u32 = 4;
 /// Dictionary names per immutable object: small enough that the tails in the head stay
 /// small (≤ ~80 KB each), large enough that a million names are a few hundred objects.
 pub const DICTIONARY_CHUNK: usize = 1 << 12;
@@ -86,8 +86,8 @@ fn corrupt(what: impl Into<String>) -> SnapshotError {
 pub(crate) struct NameCache {
     /// By first sequence number.
     segments: FxHashMap<u64, u64>,
-    /// By dictionary, then chunk.
-    chunks: [Vec<u64>; 3],
+    /// By dictionary, then chunk: ([`Interner::edits_in`] the chunk when encoded, hash).
+    chunks: [Vec<(u64, u64)>; 3],
 }
 
 fn segment_name(first_seq: u64, hash: u64) -> String {
@@ -110,6 +110,8 @@ struct Head<'a> {
     lanes: Vec<LaneHead<'a>>,
     /// Ledgers of accounts in play (format 2).
     traces: Cow<'a, Traces>,
+    /// When the dictionaries were last swept (format 4).
+    swept: crate::SweepState,
 }
 
 /// A record held by the event-time guard (`crate::guard`), written after the head.
@@ -200,6 +202,10 @@ struct DictHead<'a> {
     /// Content hashes of the full chunks.
     chunks: Vec<u64>,
     tail: Vec<Cow<'a, str>>,
+    /// Every slot's last-seen stamp, by id (format 4).
+    seen: Vec<u32>,
+    /// Freed ids, in the order they are reused from the back (format 4).
+    free: Vec<u32>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -367,21 +373,31 @@ impl Engine {
             known.truncate(full);
             for i in 0..full {
                 let mut bytes = None;
-                let encode_chunk = || encode(&(i as u64, dict.names(i * chunk..(i + 1) * chunk).collect::<Vec<_>>()));
-                if i == known.len() {
+                let range = i * chunk..(i + 1) * chunk;
+                let encode_chunk = || encode(&(i as u64, dict.names(range.clone()).collect::<Vec<_>>()));
+                // A chunk changes when a name in it is evicted or its id reused.
+                let edits = dict.edits_in(range.clone());
+                if known.get(i).is_none_or(|k| k.0 != edits) {
                     let b = encode_chunk();
-                    known.push(xxh3_64(&b));
+                    let entry = (edits, xxh3_64(&b));
+                    if i < known.len() {
+                        known[i] = entry;
+                    } else {
+                        known.push(entry);
+                    }
                     bytes = Some(b);
                 }
-                let name = chunk_name(d, i, known[i]);
+                let name = chunk_name(d, i, known[i].1);
                 if !written(&name) {
                     objects.push((name.clone(), bytes.unwrap_or_else(encode_chunk)));
                 }
                 needs.push(name);
             }
             dicts.push(DictHead {
-                chunks: known.clone(),
+                chunks: known.iter().map(|k| k.1).collect(),
                 tail: dict.names(full * chunk..dict.len()).map(Cow::Borrowed).collect(),
+                seen: dict.stamps().collect(),
+                free: dict.free_ids().to_vec(),
             });
         }
         drop(cache);
@@ -439,6 +455,7 @@ impl Engine {
                 })
                 .collect(),
             traces: Cow::Borrowed(&self.traces),
+            swept: self.swept,
         };
         let mut payload = encode(&head);
         if !self.held.is_empty() {
@@ -546,9 +563,14 @@ impl Engine {
                 names.extend(part.iter().map(|s| CompactString::from(s.as_str())));
             }
             names.extend(dh.tail.iter().map(|s| CompactString::from(s.as_ref())));
-            let dict = Interner::from_names(names.iter().map(CompactString::as_str))
-                .map_err(|n| corrupt(format!("{} repeats {n:?}", DICTS[d])))?;
-            cache.chunks[d] = dh.chunks.clone();
+            let dict = Interner::from_parts(names.iter().map(CompactString::as_str), &dh.seen, &dh.free)
+                .map_err(|e| corrupt(format!("{}: {e}", DICTS[d])))?;
+            cache.chunks[d] = dh
+                .chunks
+                .iter()
+                .enumerate()
+                .map(|(i, &h)| (dict.edits_in(i * chunk..(i + 1) * chunk), h))
+                .collect();
             dicts.push(dict);
         }
         let (Some(segments), Some(counterparties), Some(accounts)) = (dicts.pop(), dicts.pop(), dicts.pop()) else {
@@ -663,6 +685,8 @@ impl Engine {
             guard_stats: Default::default(),
             dict_chunk: chunk,
             object_names: Mutex::new(cache),
+            swept: h.swept,
+            evict_names: true,
         })
     }
 }

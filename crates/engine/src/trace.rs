@@ -216,7 +216,9 @@ impl TopFlows {
             e.1 += fen;
         } else if self.0.len() < FLOW_SLOTS {
             self.0.push((id, fen));
-        } else if let Some(min) = self.0.iter_mut().min_by_key(|e| (e.1, e.0)) {
+        } else if let Some(min) = self.0.iter_mut().min_by_key(|e| e.1) {
+            // Ties go to the first slot (not the lowest id: ids are reused, so their order
+            // is not the order names were seen).
             *min = (id, min.1 + fen);
         }
     }
@@ -619,6 +621,20 @@ impl Traces {
                 .as_ref()
                 .is_none_or(|s| ts_ms > s.last_ts_ms.saturating_add(max_history_ms)),
             _ => true,
+        }
+    }
+
+    /// The account has small-sum batch days on record (not yet expired).
+    pub fn has_batch_days(&self, account: AccountId) -> bool {
+        self.batches.contains_key(&account)
+    }
+
+    /// Every counterparty id a ledger holds (with repeats), so that the dictionary keeps it.
+    pub fn for_each_counterparty(&self, mut f: impl FnMut(u32)) {
+        for l in self.ledgers.values() {
+            l.payers.ids.iter().chain(&l.payees.ids).for_each(|&id| f(id));
+            l.payees_once.keys().for_each(|&id| f(id));
+            l.funders.0.iter().chain(&l.receivers.0).for_each(|e| f(e.0));
         }
     }
 

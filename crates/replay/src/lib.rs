@@ -84,6 +84,8 @@ pub struct ReplaySummary {
     pub records_per_second: f64,
     pub held_rows_at_end: u64,
     pub window_state_bytes_at_end: usize,
+    /// Dictionary sizes at the end (bounded state: names evicted, ids reused).
+    pub dictionaries_at_end: fundwatch_engine::DictionaryStats,
     pub config_version: String,
     /// With `--cases`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -153,6 +155,17 @@ impl std::fmt::Display for ReplaySummary {
             "  window state   {:>12} rows held, {:.1} MiB ({per:.1} bytes/row)",
             self.held_rows_at_end,
             self.window_state_bytes_at_end as f64 / (1024.0 * 1024.0)
+        )?;
+        let d = &self.dictionaries_at_end;
+        write!(
+            f,
+            "\n  dictionaries   {} accounts, {} counterparties live; {} + {} ids free; {} + {} evicted",
+            d.accounts,
+            d.counterparties,
+            d.accounts_free,
+            d.counterparties_free,
+            d.accounts_evicted,
+            d.counterparties_evicted
         )
     }
 }
@@ -634,6 +647,7 @@ fn summarise(
         records_per_second: if secs > 0.0 { read as f64 / secs } else { 0.0 },
         held_rows_at_end: held,
         window_state_bytes_at_end: bytes,
+        dictionaries_at_end: engine.dictionary_stats(),
         config_version: engine.config_version().to_owned(),
         cases: None,
     }

@@ -233,7 +233,9 @@ pub fn evaluate(ctx: &Ctx<'_>, p: &ScatterParams) -> Option<Hit> {
         }
     }
     let mut receivers: Vec<(AccountId, Fen)> = burst.into_iter().collect();
-    receivers.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    // Equal sums by name, not id: ids are reused, so their order is not the order names
+    // were seen in.
+    receivers.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| ctx.name(a.0).cmp(ctx.name(b.0))));
     receivers.truncate(p.max_out_counterparties as usize);
     if !receivers.iter().any(|(c, _)| *c == t.counterparty) {
         return None;

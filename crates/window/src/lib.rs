@@ -103,6 +103,7 @@ struct OpenSegment {
     tx_id: StringBuilder,
     account: UInt32Builder,
     max_ts: i64,
+    min_ts: i64,
 }
 
 struct SealedSegment {
@@ -114,6 +115,7 @@ struct SealedSegment {
     tx_id: StringArray,
     account: UInt32Array,
     max_ts: i64,
+    min_ts: i64,
 }
 
 enum Segment {
@@ -131,6 +133,7 @@ impl Segment {
             tx_id: StringBuilder::with_capacity(rows, rows * 12),
             account: UInt32Builder::with_capacity(rows),
             max_ts: i64::MIN,
+            min_ts: i64::MAX,
         }))
     }
 
@@ -149,12 +152,14 @@ impl Segment {
             o.tx_id.append_value(c.tx_id.value(i));
         }
         o.max_ts = c.ts.values().iter().copied().max().unwrap_or(i64::MIN);
+        o.min_ts = c.ts.values().iter().copied().min().unwrap_or(i64::MAX);
         Ok(Segment::Open(o))
     }
 
     fn sealed_from(batch: RecordBatch) -> Result<Self, RestoreError> {
         let c = Columns::of(&batch)?;
         let max_ts = c.ts.values().iter().copied().max().unwrap_or(i64::MIN);
+        let min_ts = c.ts.values().iter().copied().min().unwrap_or(i64::MAX);
         Ok(Segment::Sealed(Box::new(SealedSegment {
             ts: c.ts,
             amount: c.amount,
@@ -163,6 +168,7 @@ impl Segment {
             tx_id: c.tx_id,
             account: c.account,
             max_ts,
+            min_ts,
             batch,
         })))
     }
@@ -229,6 +235,14 @@ impl Segment {
         }
     }
 
+    /// `i64::MAX` while empty.
+    fn min_ts(&self) -> i64 {
+        match self {
+            Segment::Open(o) => o.min_ts,
+            Segment::Sealed(s) => s.min_ts,
+        }
+    }
+
     fn heap_bytes(&self) -> usize {
         match self {
             // Builders hold their full capacity whether or not it is used yet.
@@ -271,6 +285,7 @@ impl Segment {
                 tx_id,
                 account,
                 max_ts: o.max_ts,
+                min_ts: o.min_ts,
             })),
             // The columns are built together row by row; a mismatch is a bug here, not bad input.
             Err(e) => panic!("window segment columns disagree: {e}"),
@@ -587,6 +602,7 @@ impl WindowStore {
         o.tx_id.append_value(r.tx_id);
         o.account.append_value(account);
         o.max_ts = o.max_ts.max(r.ts_ms);
+        o.min_ts = o.min_ts.min(r.ts_ms);
         let seq = self.next_seq;
         self.next_seq += 1;
 
@@ -665,6 +681,28 @@ impl WindowStore {
         let front = self.front_seq;
         self.trims.retain(|&(_, s)| s > front);
         dropped
+    }
+
+    /// The oldest event time of any held row (indexed or not; `i64::MAX` when none is
+    /// held): a name last seen before it is in no held row.
+    pub fn min_held_ts(&self) -> i64 {
+        self.segments.iter().map(Segment::min_ts).min().unwrap_or(i64::MAX)
+    }
+
+    /// Sequence number of the oldest held row: it moves when segments are dropped.
+    pub fn front_seq(&self) -> u64 {
+        self.front_seq
+    }
+
+    /// Forget an account whose id the dictionary freed (it has no held rows): its id may
+    /// name another account from now on.
+    pub fn forget(&mut self, account: AccountId) {
+        let idx = account as usize;
+        if let Some(list) = self.accounts.get_mut(idx) {
+            debug_assert!(list.is_empty(), "account {account} still has indexed rows");
+            *list = Vec::new();
+            self.newest[idx] = i64::MIN;
+        }
     }
 
     /// Rows currently held (including rows past the horizon not yet evicted).
