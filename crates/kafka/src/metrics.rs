@@ -37,6 +37,10 @@ pub struct Metrics {
     pub watermark_seconds: IntGaugeVec,
     pub state_bytes: IntGaugeVec,
     pub state_rows: IntGaugeVec,
+    /// `fundwatch_dictionary_names{partition,kind}`: names live in a partition engine's
+    /// dictionaries (`kind` = `account` or `counterparty`); it levels off once names nothing
+    /// can remember are evicted.
+    pub dictionary_names: IntGaugeVec,
     pub held_records: IntGaugeVec,
     pub processing_seconds: Histogram,
     pub commit_seconds: HistogramVec,
@@ -165,6 +169,11 @@ impl Metrics {
                 &["partition"],
             ),
             state_rows: gv("fundwatch_window_state_rows", "Rows held in windows", &["partition"]),
+            dictionary_names: gv(
+                "fundwatch_dictionary_names",
+                "Names live in the engine's account and counterparty dictionaries",
+                &["partition", "kind"],
+            ),
             held_records: gv(
                 "fundwatch_reorder_held_records",
                 "Records waiting in the reorder buffer for the watermark",

@@ -437,6 +437,9 @@ impl Pipeline {
         ] {
             let _ = g.remove_label_values(&[&part.label]);
         }
+        for kind in ["account", "counterparty"] {
+            let _ = self.metrics.dictionary_names.remove_label_values(&[&part.label, kind]);
+        }
         self.metrics.set_problem(&format!("partition {}", part.label), None);
     }
 
@@ -480,6 +483,13 @@ impl Pipeline {
                 .state_bytes
                 .with_label_values(&[&part.label])
                 .set(bytes as i64);
+            let d = part.engine.dictionary_stats();
+            for (kind, n) in [("account", d.accounts), ("counterparty", d.counterparties)] {
+                self.metrics
+                    .dictionary_names
+                    .with_label_values(&[&part.label, kind])
+                    .set(n as i64);
+            }
             self.metrics
                 .held_records
                 .with_label_values(&[&part.label])
