@@ -11,7 +11,7 @@ records="${1:-1000000}"
 seed="${2:-42}"
 spec="${3:-scatter_in_concentrated_out.min_distinct_payers=3:22:1}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/fundwatch-target}"
-cargo build --release --quiet --bin fundwatch
+cargo build --release --quiet --bin fundwatch --features report
 bin="$CARGO_TARGET_DIR/release/fundwatch"
 work="${BENCH_DIR:-/var/tmp/fundwatch-bench}"
 mkdir -p "$work/sweep-configs"

@@ -398,9 +398,11 @@ struct BacktestArgs {
     /// 8, 0.85, 12h, 5000.00). Give it twice for a two-parameter grid.
     #[arg(long, value_name = "RULE.PARAM=FROM:TO:STEP")]
     sweep: Vec<String>,
-    /// Directory for report.html and tables/ (CSV, Parquet, JSON).
-    #[arg(long, default_value = "fundwatch-report")]
-    out: PathBuf,
+    /// Directory for report.html and tables/ (CSV, Parquet, JSON); default
+    /// `fundwatch-report`. The report needs a build with the `report` feature (polars):
+    /// `cargo build --release --features report`.
+    #[arg(long)]
+    out: Option<PathBuf>,
     /// Threads for sweep points (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
@@ -427,6 +429,7 @@ fn write_alerts(path: &Path, alerts: &[Alert]) -> Result<()> {
     Ok(())
 }
 
+#[cfg(feature = "report")]
 fn describe(path: &Option<PathBuf>) -> String {
     path.as_ref()
         .map_or_else(|| "built-in defaults".to_owned(), |p| p.display().to_string())
@@ -514,9 +517,16 @@ fn backtest(args: BacktestArgs) -> Result<()> {
             bt::apply(&config_a, &settings)?;
         }
     }
+    // Asked for a report this build cannot write: say so before the (possibly long) run.
+    if !cfg!(feature = "report") {
+        if let Some(out) = &args.out {
+            bail!("--out {}: {NO_REPORT}", out.display());
+        }
+    }
     let stream = bt::DecodedStream::load_with(&args.input, &config_a.input.decoder()?)?;
     let now = chrono_now_ms();
     let clock = Clock::Fixed(now);
+    #[cfg(feature = "report")]
     let meta = fundwatch_report::Meta {
         input: stream.input.clone(),
         records_read: stream.records_read,
@@ -531,10 +541,10 @@ fn backtest(args: BacktestArgs) -> Result<()> {
     };
     println!(
         "stream {}: {} records ({} rejected), decoded once in {:.2} s, {:.0} MiB in memory",
-        meta.input,
-        meta.records_read,
-        meta.rejected,
-        meta.decode_seconds,
+        stream.input,
+        stream.records_read,
+        stream.rejected(),
+        stream.decode_seconds,
         stream.heap_bytes() as f64 / (1024.0 * 1024.0)
     );
     let mut stdout = std::io::stdout().lock();
@@ -602,8 +612,11 @@ fn backtest(args: BacktestArgs) -> Result<()> {
                 )?;
             }
         }
-        finish(&mut stdout, &args, &result.a, || {
-            fundwatch_report::backtest_report(&result, &meta, &args.out)
+        finish(&mut stdout, &args, &result.a, |_out| {
+            #[cfg(feature = "report")]
+            return fundwatch_report::backtest_report(&result, &meta, _out).map(|w| Some((w.html, w.tables.len())));
+            #[cfg(not(feature = "report"))]
+            Ok::<_, std::io::Error>(None)
         })?;
     } else {
         let threads = args.threads.unwrap_or_else(bt::default_threads);
@@ -661,20 +674,35 @@ fn backtest(args: BacktestArgs) -> Result<()> {
                 writeln!(stdout, "{row}")?;
             }
         }
-        finish(&mut stdout, &args, &result.base, || {
-            fundwatch_report::sweep_report(&result, &meta, &args.out)
+        finish(&mut stdout, &args, &result.base, |_out| {
+            #[cfg(feature = "report")]
+            return fundwatch_report::sweep_report(&result, &meta, _out).map(|w| Some((w.html, w.tables.len())));
+            #[cfg(not(feature = "report"))]
+            Ok::<_, std::io::Error>(None)
         })?;
     }
     Ok(())
 }
 
-/// Write `--alerts` and the report, and say where it is.
-fn finish(
+/// Why a build without the `report` feature writes no HTML report.
+const NO_REPORT: &str = "not written: this fundwatch was built without the `report` feature \
+(polars, kept out of the default build so a first build stays short); rebuild with \
+`cargo build --release --features report`";
+
+/// Where a backtest or sweep report goes when `--out` is not given.
+const DEFAULT_REPORT_DIR: &str = "fundwatch-report";
+
+/// Write `--alerts` and `--cases`, then the report (when this build has the `report`
+/// feature), and say where it is. `report` returns the HTML's path and the table count.
+fn finish<E>(
     out: &mut impl Write,
     args: &BacktestArgs,
     run: &fundwatch_backtest::RunOutput,
-    report: impl FnOnce() -> Result<fundwatch_report::Written, fundwatch_report::ReportError>,
-) -> Result<()> {
+    report: impl FnOnce(&Path) -> Result<Option<(PathBuf, usize)>, E>,
+) -> Result<()>
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
     if let Some(p) = &args.alerts {
         write_alerts(p, &run.alerts)?;
     }
@@ -687,14 +715,16 @@ fn finish(
             ),
         }
     }
-    let written = report()?;
-    writeln!(
-        out,
-        "\nreport: {} ({} table files in {})",
-        written.html.display(),
-        written.tables.len(),
-        args.out.join("tables").display()
-    )?;
+    let dir = args.out.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_REPORT_DIR));
+    match report(&dir).with_context(|| format!("writing the report to {}", dir.display()))? {
+        Some((html, tables)) => writeln!(
+            out,
+            "\nreport: {} ({tables} table files in {})",
+            html.display(),
+            dir.join("tables").display()
+        )?,
+        None => writeln!(out, "\nreport: {NO_REPORT}")?,
+    }
     Ok(())
 }
 
