@@ -42,7 +42,7 @@ use std::time::{Duration, Instant};
 
 use fundwatch_engine::Engine;
 use fundwatch_rules::Config;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError as RdError;
@@ -527,20 +527,16 @@ pub fn ensure_topic(
             )));
         }
     }
-    let opts = AdminOptions::new().request_timeout(Some(timeout));
-    if let Ok(res) = futures_executor::block_on(client.describe_configs([&ResourceSpecifier::Topic(topic)], &opts)) {
-        for r in res.into_iter().flatten() {
-            let policy = r
-                .get("cleanup.policy")
-                .and_then(|e| e.value.clone())
-                .unwrap_or_default();
-            if !policy.contains("compact") {
-                warn!(
-                    topic,
-                    cleanup_policy = %policy,
-                    "the checkpoint topic is not compacted: retention will delete checkpoints (restarts then rebuild from the input topic); set cleanup.policy=compact"
-                );
-            }
+    // Advisory, and a broker without DescribeConfigs (the in-process mock of `demo`) would
+    // hold start-up for the whole timeout: a short bound.
+    let bound = timeout.min(Duration::from_secs(3));
+    if let Some(policy) = crate::topics::topic_config(admin, topic, "cleanup.policy", bound) {
+        if !policy.contains("compact") {
+            warn!(
+                topic,
+                cleanup_policy = %policy,
+                "the checkpoint topic is not compacted: retention will delete checkpoints (restarts then rebuild from the input topic); set cleanup.policy=compact"
+            );
         }
     }
     Ok(n)

@@ -384,7 +384,15 @@ fn run(opts: LinkerOptions) -> Result<LinkerSummary, KafkaError> {
                     }
                     None => true,
                 };
-                if idle && ctl.all_linked(&consumer) {
+                // The active linker knows its own committed offset: at the topic's end, all is
+                // linked without asking the group (the in-process mock cluster of `demo` does
+                // not report transactional offset commits back, so asking alone waits out
+                // DRAIN_WAIT there).
+                let at_end = idle
+                    && active
+                        .as_ref()
+                        .is_some_and(|a| a.committed >= ctl.end_offset(&consumer));
+                if idle && (at_end || ctl.all_linked(&consumer)) {
                     info!("linker: every committed trace is linked; stopping (drain mode)");
                     if let Some(mut a) = active.take() {
                         ctl.abort(&mut a);
@@ -690,6 +698,14 @@ impl Ctl {
             }
         }
         a.in_txn = false;
+    }
+
+    /// The trace partition's high watermark (`i64::MAX` when it cannot be read, so nothing
+    /// is taken as linked on a failed query).
+    fn end_offset<C: ConsumerContext>(&self, consumer: &BaseConsumer<C>) -> i64 {
+        consumer
+            .fetch_watermarks(&self.topic, PARTITION, Duration::from_secs(5))
+            .map_or(i64::MAX, |(_, high)| high)
     }
 
     /// Drain mode: no committed trace beyond the group's committed offset.
