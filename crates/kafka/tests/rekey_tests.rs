@@ -515,7 +515,7 @@ fn a_topic_not_keyed_by_account_stops_the_default_service() {
 
 /// What re-keying costs: the same Debezium feed run keyed by account (`keyed_by = "account"`)
 /// and keyed by primary key (`keyed_by = "other"`), from a full topic to drained; prints the
-/// busy time of each. `cargo test -p fundwatch-kafka --test rekey_tests -- --ignored --nocapture`
+/// busy time of each. `cargo test -p fundwatch-kafka --features broker-tests --test rekey_tests -- --ignored --nocapture`
 /// (release: add `--release`).
 #[test]
 #[ignore = "a measurement, not a check"]

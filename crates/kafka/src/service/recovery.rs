@@ -352,8 +352,12 @@ impl Pipeline {
                 .flat_map(|t| t.partitions().iter().map(|p| p.id()))
                 .collect();
             for p in partitions {
+                // Keyed: the trace topic (and an office topic may be) is compacted, and a
+                // compacted topic refuses a record without a key, which would fail the
+                // whole filler transaction and leave the hung one pending for good.
                 let rec = BaseRecord::<[u8], [u8]>::to(&topic)
                     .partition(p)
+                    .key(&b"fundwatch.filler"[..])
                     .payload(&[][..])
                     .headers(headers());
                 send_waiting(&self.producer, rec)?;
