@@ -226,7 +226,7 @@ fn run_console(cmd: ConsoleCommand) -> Result<()> {
         } => {
             let cfg = load_config(config.as_deref())?;
             let files =
-                (alerts.is_some() || cases.is_some()).then(|| fundwatch_console::ingest::FileFeeds { alerts, cases });
+                (alerts.is_some() || cases.is_some()).then_some(fundwatch_console::ingest::FileFeeds { alerts, cases });
             let kafka = files.is_none().then(|| fundwatch_console::kafka::KafkaSettings {
                 brokers: cfg.kafka.brokers.clone(),
                 client: cfg.kafka.client.clone(),

@@ -43,12 +43,17 @@ pub fn format_fen(fen: i64) -> String {
     let sign = if fen < 0 { "-" } else { "" };
     let abs = fen.unsigned_abs();
     let whole = (abs / 100).to_string();
+    // The first group takes what is left over from threes, then a comma before every three.
+    let lead = match whole.len() % 3 {
+        0 => 3,
+        n => n,
+    };
+    let (head, rest) = whole.split_at(lead.min(whole.len()));
     let mut grouped = String::with_capacity(whole.len() + whole.len() / 3);
-    for (i, ch) in whole.chars().enumerate() {
-        if i > 0 && (whole.len() - i) % 3 == 0 {
-            grouped.push(',');
-        }
-        grouped.push(ch);
+    grouped.push_str(head);
+    for group in rest.as_bytes().chunks(3) {
+        grouped.push(',');
+        grouped.push_str(std::str::from_utf8(group).unwrap_or_default());
     }
     format!("{sign}{grouped}.{:02}", abs % 100)
 }
@@ -75,5 +80,7 @@ mod tests {
         assert_eq!(format_fen(123_456_750), "1,234,567.50");
         assert_eq!(format_fen(5), "0.05");
         assert_eq!(format_fen(-100_000), "-1,000.00");
+        assert_eq!(format_fen(99_999_999), "999,999.99");
+        assert_eq!(format_fen(100_000_000), "1,000,000.00");
     }
 }

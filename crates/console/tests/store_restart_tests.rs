@@ -209,7 +209,7 @@ async fn the_file_reporter_writes_each_confirmation_once_even_after_a_crash_befo
     // A crash after writing and before marking: the row is unsent again, the line is there.
     let second = store.review(&supervisor(), &confirm("c-js")).await.expect("confirm");
     let row = store.unsent(10).await.expect("unsent").remove(0);
-    write_lines(&reported, &[row.payload.clone()]);
+    write_lines(&reported, std::slice::from_ref(&row.payload));
     assert_eq!(
         report_to_file_once(&store, &reported).await.expect("report"),
         0,
