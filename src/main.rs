@@ -137,6 +137,13 @@ enum Command {
         #[arg(long)]
         require: Option<f64>,
     },
+    /// The review console: analysts confirm or dismiss cases and alerts with reasons;
+    /// confirmed cases go to the `reported` topic (or file). Built with `--features console`.
+    #[cfg(feature = "console")]
+    Console {
+        #[command(subcommand)]
+        command: ConsoleCommand,
+    },
     /// Score case records (JSON Lines, last version per case_id, open ones) against the
     /// labels' scheme lines: schemes found, payout accounts linked to their collector, impure
     /// and false cases, investors / raised within 10 %, lead region and regions.
@@ -149,6 +156,135 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[cfg(feature = "console")]
+#[derive(Subcommand)]
+enum ConsoleCommand {
+    /// Serve the console: ingest alerts and cases (replay's files, or the alert and case
+    /// topics of [kafka]), serve the pages, report confirmed cases.
+    Serve {
+        /// The fundwatch config: [console], and [kafka] in Kafka mode.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Overrides console.database_url (also FUNDWATCH_CONSOLE_DATABASE_URL).
+        #[arg(long)]
+        database_url: Option<String>,
+        /// Overrides console.listen.
+        #[arg(long)]
+        listen: Option<String>,
+        /// File mode: replay's --alerts file (JSON Lines). Without --alerts and --cases the
+        /// console reads the Kafka topics of [kafka].
+        #[arg(long)]
+        alerts: Option<PathBuf>,
+        /// File mode: replay's --cases file (JSON Lines).
+        #[arg(long)]
+        cases: Option<PathBuf>,
+        /// File mode: keep reading what is appended to the files.
+        #[arg(long)]
+        follow: bool,
+        /// Write confirmed cases here (JSON Lines) instead of the reported topic. Needed in
+        /// file mode for confirmations to leave the console.
+        #[arg(long)]
+        reported: Option<PathBuf>,
+    },
+    /// Create a console user (the first one, a supervisor, is made this way).
+    AddUser {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Overrides console.database_url (also FUNDWATCH_CONSOLE_DATABASE_URL).
+        #[arg(long)]
+        database_url: Option<String>,
+        #[arg(long)]
+        name: String,
+        /// analyst, supervisor or readonly.
+        #[arg(long)]
+        role: String,
+        /// Region code prefixes the user sees, comma-separated (`*` for every region).
+        #[arg(long)]
+        regions: String,
+        /// Read the password from the first line of stdin; otherwise it is taken from
+        /// FUNDWATCH_CONSOLE_PASSWORD.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+#[cfg(feature = "console")]
+fn console_database_url(flag: Option<String>, config: &Config) -> String {
+    flag.or_else(|| std::env::var("FUNDWATCH_CONSOLE_DATABASE_URL").ok())
+        .unwrap_or_else(|| config.console.database_url.clone())
+}
+
+#[cfg(feature = "console")]
+fn run_console(cmd: ConsoleCommand) -> Result<()> {
+    match cmd {
+        ConsoleCommand::Serve {
+            config,
+            database_url,
+            listen,
+            alerts,
+            cases,
+            follow,
+            reported,
+        } => {
+            let cfg = load_config(config.as_deref())?;
+            let files =
+                (alerts.is_some() || cases.is_some()).then_some(fundwatch_console::ingest::FileFeeds { alerts, cases });
+            let kafka = files.is_none().then(|| fundwatch_console::kafka::KafkaSettings {
+                brokers: cfg.kafka.brokers.clone(),
+                client: cfg.kafka.client.clone(),
+                alert_topic: cfg.kafka.alert_topic.clone(),
+                case_topic: cfg.kafka.case_topic.clone(),
+                reported_topic: cfg.console.reported_topic.clone(),
+                transactional_id: cfg.console.transactional_id.clone(),
+            });
+            if files.is_some() && reported.is_none() {
+                tracing::warn!(
+                    "file mode without --reported: confirmed cases stay in the outbox until a reporter runs"
+                );
+            }
+            fundwatch_console::serve_blocking(fundwatch_console::ServeOptions {
+                database_url: console_database_url(database_url, &cfg),
+                listen: listen.unwrap_or_else(|| cfg.console.listen.clone()),
+                session_ttl_ms: cfg.console.session_ttl.ms(),
+                secure_cookies: cfg.console.secure_cookies,
+                files,
+                follow,
+                reported_file: reported,
+                kafka,
+            })?;
+            Ok(())
+        }
+        ConsoleCommand::AddUser {
+            config,
+            database_url,
+            name,
+            role,
+            regions,
+            password_stdin,
+        } => {
+            let cfg = load_config(config.as_deref())?;
+            let Some(role) = fundwatch_console::auth::Role::parse(&role) else {
+                bail!("--role must be analyst, supervisor or readonly, not {role:?}");
+            };
+            let password = if password_stdin {
+                let mut line = String::new();
+                std::io::stdin()
+                    .lock()
+                    .read_line(&mut line)
+                    .context("cannot read the password from stdin")?;
+                line.trim_end_matches(['\r', '\n']).to_owned()
+            } else {
+                std::env::var("FUNDWATCH_CONSOLE_PASSWORD")
+                    .context("give the password on stdin with --password-stdin, or in FUNDWATCH_CONSOLE_PASSWORD")?
+            };
+            let url = console_database_url(database_url, &cfg);
+            fundwatch_console::add_user_blocking(&url, &name, &password, role, &regions)?;
+            eprintln!("added {} user {name} (regions {regions})", role.as_str());
+            Ok(())
+        }
+    }
 }
 
 fn main() {
@@ -336,6 +472,8 @@ fn run(cmd: Command) -> Result<()> {
             }
             Ok(())
         }
+        #[cfg(feature = "console")]
+        Command::Console { command } => run_console(command),
         Command::ScoreCases { labels, cases, json } => {
             let labels_file =
                 BufReader::new(File::open(&labels).with_context(|| format!("cannot open {}", labels.display()))?);

@@ -118,6 +118,8 @@ pub struct Config {
     pub routing: crate::cases_config::RoutingParams,
     /// How the feed's records map onto the spec's record (not part of `config_version`).
     pub input: crate::input_config::InputParams,
+    /// The review console (not part of `config_version`).
+    pub console: crate::console_config::ConsoleParams,
 }
 
 impl Config {
@@ -147,6 +149,13 @@ impl Config {
         self.cases.validate(&mut Checker::new("cases", &mut issues));
         self.routing.validate(&mut issues);
         self.input.validate(&mut Checker::new("input", &mut issues));
+        self.console.validate(&mut Checker::new("console", &mut issues));
+        let reported = self.console.reported_topic.trim();
+        Checker::new("console", &mut issues).require(
+            reported != self.kafka.alert_topic.trim() && reported != self.kafka.case_topic.trim(),
+            "reported_topic",
+            "must not be the alert or the case topic",
+        );
         // Every rule's horizon must fit in what the engine keeps.
         let keep = self.engine.max_history;
         let mut c = Checker::new("engine", &mut issues);

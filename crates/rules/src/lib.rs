@@ -12,6 +12,7 @@
 
 pub mod cases_config;
 pub mod config;
+pub mod console_config;
 pub mod input_config;
 pub mod large_value;
 pub mod memo;
@@ -27,6 +28,7 @@ use serde_json::{Map, Value};
 
 pub use cases_config::{CasesParams, ProsecutionLines, RoutingParams};
 pub use config::{Config, ConfigError, ConfigIssue, ResolvedRules, SegmentKey};
+pub use console_config::ConsoleParams;
 pub use input_config::{InputParams, KeyedBy};
 pub use memo::{MemoTagger, MemoTags};
 pub use units::{Span, Yuan};

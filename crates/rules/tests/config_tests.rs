@@ -271,3 +271,28 @@ fn keyed_by_is_checked_and_left_out_of_the_thresholds() {
     assert!(!strict.input.misrouted_exceeded(0, 1));
     assert_eq!(d.kafka.rekey_topic(), "fundwatch.transactions.by-account");
 }
+
+#[test]
+fn console_section_is_checked_by_field_and_left_out_of_the_thresholds() {
+    let e = problems(
+        "[console]\ndatabase_url = \"mysql://x\"\nlisten = \"here\"\nsession_ttl = \"1m\"\nreported_topic = \"fundwatch-alerts\"\n",
+    );
+    assert!(e.contains("console.database_url"), "{e}");
+    assert!(e.contains("console.listen"), "{e}");
+    assert!(
+        e.contains("console.session_ttl: 1m is out of range (allowed 5m to 1w)"),
+        "{e}"
+    );
+    assert!(
+        e.contains("console.reported_topic: must not be the alert or the case topic"),
+        "{e}"
+    );
+    let e = problems("[console]\nreported = \"x\"\n");
+    assert!(e.contains("reported"), "{e}");
+    let other = Config::from_toml("[console]\nreported_topic = \"office-reported\"\nsession_ttl = \"1h\"\n").unwrap();
+    assert_eq!(
+        other.thresholds_toml(),
+        Config::default().thresholds_toml(),
+        "not part of config_version"
+    );
+}
