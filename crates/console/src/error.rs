@@ -12,6 +12,8 @@ pub enum ConsoleError {
     Kafka(#[from] rdkafka::error::KafkaError),
     #[error("kafka setting {key} names environment variable {var}, which is not set")]
     MissingEnv { key: String, var: String },
+    #[error("{0}")]
+    KafkaSetup(String),
     #[error("password hashing: {0}")]
     Password(String),
     #[error("invalid user: {0}")]

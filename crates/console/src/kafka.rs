@@ -29,6 +29,7 @@ use tokio::runtime::Handle;
 use crate::error::{ConsoleError, Result};
 use crate::ingest::Feed;
 use crate::store::Store;
+use fundwatch_kafka::ClientRole as Role;
 
 /// Where the console connects: from the fundwatch config's `[kafka]` and `[console]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,48 +44,14 @@ pub struct KafkaSettings {
     pub transactional_id: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Role {
-    Consumer,
-    Producer,
-}
-
-fn expand_env(key: &str, value: &str) -> Result<String> {
-    let mut out = String::new();
-    let mut rest = value;
-    while let Some(start) = rest.find("${") {
-        let Some(end) = rest[start..].find('}') else { break };
-        let var = &rest[start + 2..start + end];
-        out.push_str(&rest[..start]);
-        match std::env::var(var) {
-            Ok(v) => out.push_str(&v),
-            Err(_) => {
-                return Err(ConsoleError::MissingEnv {
-                    key: key.to_owned(),
-                    var: var.to_owned(),
-                })
-            }
-        }
-        rest = &rest[start + end + 1..];
-    }
-    out.push_str(rest);
-    Ok(out)
-}
-
-/// The same reading of `kafka.client` as the detection service's.
+/// The same reading of `kafka.client` as the detection service's (its own builder, so the
+/// `consumer.`/`producer.` prefixes and `${ENV}` secrets mean the same in both).
 fn client_config(s: &KafkaSettings, role: Role) -> Result<ClientConfig> {
-    let mut cfg = ClientConfig::new();
-    cfg.set("bootstrap.servers", &s.brokers);
-    for (k, v) in &s.client {
-        let key = match (k.split_once('.'), role) {
-            (Some(("consumer", rest)), Role::Consumer) => rest,
-            (Some(("producer", rest)), Role::Producer) => rest,
-            (Some(("consumer" | "producer", _)), _) => continue,
-            _ => k.as_str(),
-        };
-        cfg.set(key, expand_env(k, v)?);
-    }
-    Ok(cfg)
+    fundwatch_kafka::client_config(&s.brokers, &s.client, role).map_err(|e| match e {
+        fundwatch_kafka::KafkaError::MissingEnv { key, var } => ConsoleError::MissingEnv { key, var },
+        fundwatch_kafka::KafkaError::Kafka(e) => ConsoleError::Kafka(e),
+        other => ConsoleError::KafkaSetup(other.to_string()),
+    })
 }
 
 fn read_committed_consumer(s: &KafkaSettings, group_suffix: &str, eof: bool) -> Result<BaseConsumer> {

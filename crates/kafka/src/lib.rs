@@ -211,7 +211,7 @@ mod topics;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use client::{check_connection, check_env, client_config, expand_env};
+pub use client::{check_connection, check_env, client_config, expand_env, Role as ClientRole};
 /// Read-back of the committed output after a hung transaction; public for its integration test.
 #[doc(hidden)]
 pub use committed_output::{read as read_committed_output, CommittedOutput};
